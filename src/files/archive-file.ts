@@ -1,0 +1,234 @@
+/**
+ * Binance's daily kline archives (the data.binance.vision layout): URLs, checksum verification,
+ * reading the CSV inside the zip, and assembling a local day from the UTC days that cover it.
+ * Downloads cost no API weight, so they are the bulk source for whole past days.
+ *
+ * ```
+ * {base}/data/{spot|futures/um|futures/cm}/daily/klines/{SYMBOL}/{INTERVAL}/{SYMBOL}-{INTERVAL}-{YYYY-MM-DD}.zip
+ *                                                                        ... .zip.CHECKSUM   "<sha256 hex>  <zip name>"
+ * zip -> {SYMBOL}-{INTERVAL}-{YYYY-MM-DD}.csv   12 columns as REST; futures files may start with a
+ *                                               header row; spot times are microseconds since 2025
+ * ```
+ *
+ * @example
+ * ```ts
+ * const name = archiveFileName('BTCUSDT', '1m', '2024-01-24');
+ * verifyArchive(zipBytes, checksumText, name);
+ * const rows = readArchiveRows(zipBytes, name);
+ * const { rows: dayRows, missing } = assembleLocalDay('2024-01-24', 'America/New_York', '1m',
+ *   new Map([['2024-01-24', rowsOf24], ['2024-01-25', rowsOf25]]));
+ * ```
+ */
+import { createHash } from 'node:crypto';
+import { unzipSync } from 'fflate';
+import { CorruptFileError, InvalidArgumentError } from '../errors.js';
+import type { RawKline } from '../exchange/kline.js';
+import { MARKETS, type Interval, type MarketType } from '../exchange/markets.js';
+import { describeDayRowsProblem, parseCsvRow } from './daily-file.js';
+import { assertDay, assertSymbol, expectedOpenTimes, localDayBounds } from './daily-layout.js';
+
+/** Intervals that have daily archive files (longer bars only have monthly files). */
+export const ARCHIVE_DAILY_INTERVALS: readonly Interval[] = [
+  '1s', '1m', '3m', '5m', '15m', '30m', '1h', '2h', '4h', '6h', '8h', '12h', '1d',
+];
+
+// Timestamps above this are microseconds (spot archives since 2025-01-01); milliseconds stay
+// below it until the year 5138.
+const MICROSECOND_THRESHOLD = 1e14;
+
+/** A parsed `.CHECKSUM` file. */
+export interface ArchiveChecksum {
+  /** Lower-case hex. */
+  readonly sha256: string;
+  readonly fileName: string;
+}
+
+function assertArchiveArgs(market: MarketType, symbol: string, interval: Interval, utcDate: string): void {
+  assertSymbol(symbol);
+  assertDay(utcDate);
+  if (!MARKETS[market]) throw new InvalidArgumentError(`market ${JSON.stringify(market)} is not SPOT, UM or CM`);
+  if (!ARCHIVE_DAILY_INTERVALS.includes(interval) || !MARKETS[market].intervals.includes(interval)) {
+    throw new InvalidArgumentError(
+      `interval ${JSON.stringify(interval)} has no daily archive on ${market}; expected one of ${ARCHIVE_DAILY_INTERVALS.filter((i) => MARKETS[market].intervals.includes(i)).join(', ')}`,
+    );
+  }
+}
+
+/**
+ * Name of a daily archive zip.
+ *
+ * @example
+ * ```ts
+ * archiveFileName('BTCUSDT', '1m', '2024-01-24'); // 'BTCUSDT-1m-2024-01-24.zip'
+ * ```
+ */
+export function archiveFileName(symbol: string, interval: Interval, utcDate: string): string {
+  return `${symbol}-${interval}-${utcDate}.zip`;
+}
+
+/**
+ * URL of the daily archive of one symbol, interval and UTC day. `base` is e.g.
+ * `https://data.binance.vision` (DEFAULT_ARCHIVE_BASE_URL) or a test server.
+ *
+ * @example
+ * ```ts
+ * archiveUrl('https://data.binance.vision', 'UM', 'BTCUSDT', '1m', '2024-01-24');
+ * // 'https://data.binance.vision/data/futures/um/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01-24.zip'
+ * ```
+ */
+export function archiveUrl(base: string, market: MarketType, symbol: string, interval: Interval, utcDate: string): string {
+  assertArchiveArgs(market, symbol, interval, utcDate);
+  const root = base.replace(/\/+$/, '');
+  return `${root}/data/${MARKETS[market].archivePath}/daily/klines/${symbol}/${interval}/${archiveFileName(symbol, interval, utcDate)}`;
+}
+
+/**
+ * URL of the `.CHECKSUM` companion of a daily archive.
+ *
+ * @example
+ * ```ts
+ * checksumUrl('https://data.binance.vision', 'SPOT', 'BTCUSDT', '1m', '2024-01-24');
+ * // '.../data/spot/daily/klines/BTCUSDT/1m/BTCUSDT-1m-2024-01-24.zip.CHECKSUM'
+ * ```
+ */
+export function checksumUrl(base: string, market: MarketType, symbol: string, interval: Interval, utcDate: string): string {
+  return `${archiveUrl(base, market, symbol, interval, utcDate)}.CHECKSUM`;
+}
+
+/**
+ * Parses a `.CHECKSUM` file: `<sha256 hex>  <file name>` (no trailing newline, though one is
+ * tolerated). Throws CorruptFileError when it does not have that shape.
+ *
+ * @example
+ * ```ts
+ * parseChecksumFile('ab12...ef  BTCUSDT-1m-2024-01-24.zip');
+ * // { sha256: 'ab12...ef', fileName: 'BTCUSDT-1m-2024-01-24.zip' }
+ * ```
+ */
+export function parseChecksumFile(text: string): ArchiveChecksum {
+  const match = /^([0-9a-fA-F]{64}) [ *]?(\S.*?)\s*$/.exec(text.trim());
+  if (!match) {
+    throw new CorruptFileError('CHECKSUM', `expected "<sha256 hex>  <file name>", got ${JSON.stringify(text.slice(0, 160))}`);
+  }
+  return { sha256: match[1]!.toLowerCase(), fileName: match[2]! };
+}
+
+/**
+ * Checks an archive against its `.CHECKSUM` text: the file name must be `expectedName` and the
+ * sha256 of `zipBytes` must match. Throws CorruptFileError otherwise.
+ *
+ * @example
+ * ```ts
+ * verifyArchive(zipBytes, checksumText, 'BTCUSDT-1m-2024-01-24.zip');
+ * ```
+ */
+export function verifyArchive(zipBytes: Uint8Array, checksumText: string, expectedName: string): void {
+  const checksum = parseChecksumFile(checksumText);
+  if (checksum.fileName !== expectedName) {
+    throw new CorruptFileError(expectedName, `the checksum file names ${JSON.stringify(checksum.fileName)}, expected ${JSON.stringify(expectedName)}`);
+  }
+  const actual = createHash('sha256').update(zipBytes).digest('hex');
+  if (actual !== checksum.sha256) {
+    throw new CorruptFileError(expectedName, `sha256 is ${actual}, the checksum file says ${checksum.sha256} (${zipBytes.byteLength} bytes received)`);
+  }
+}
+
+/**
+ * Reads the kline rows of a daily archive zip named `name`: unzips it, skips a header row if the
+ * first field is not numeric, turns microsecond open and close times into milliseconds, and keeps
+ * every price and volume string exactly. Throws CorruptFileError (naming the line) on a bad zip, a
+ * bad row or rows out of order.
+ *
+ * @example
+ * ```ts
+ * const rows = readArchiveRows(zipBytes, 'BTCUSDT-1m-2024-01-24.zip');
+ * rows[0][0]; // 1706054400000
+ * ```
+ */
+export function readArchiveRows(zipBytes: Uint8Array, name: string): RawKline[] {
+  let files: Record<string, Uint8Array>;
+  try {
+    files = unzipSync(zipBytes);
+  } catch (error) {
+    throw new CorruptFileError(name, `is not a readable zip: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+  }
+  const csvName = name.replace(/\.zip$/, '.csv');
+  const csvNames = Object.keys(files).filter((file) => file.endsWith('.csv'));
+  const member = files[csvName] ?? (csvNames.length === 1 ? files[csvNames[0]!] : undefined);
+  if (!member) {
+    throw new CorruptFileError(name, `holds ${JSON.stringify(Object.keys(files))}, expected ${JSON.stringify(csvName)}`);
+  }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(member);
+  } catch (error) {
+    throw new CorruptFileError(name, 'holds a CSV that is not valid UTF-8', { cause: error });
+  }
+
+  const lines = text.split(/\r?\n/);
+  const rows: RawKline[] = [];
+  const where = `${name} (${csvName})`;
+  let previous = -Infinity;
+  for (let index = 0; index < lines.length; index += 1) {
+    const line = lines[index]!;
+    if (line === '') {
+      if (index === lines.length - 1) break;
+      throw new CorruptFileError(where, `line ${index + 1} is empty`);
+    }
+    // Newer futures files start with a header row (open_time,open,...); spot files do not.
+    if (index === 0 && !/^\d+$/.test(line.split(',', 1)[0]!)) continue;
+    const row = parseCsvRow(line, where, index + 1, normaliseTime);
+    if (row[0] <= previous) {
+      throw new CorruptFileError(where, `line ${index + 1}: open time ${row[0]} does not come after ${previous}`);
+    }
+    previous = row[0];
+    rows.push(row);
+  }
+  return rows;
+}
+
+function normaliseTime(time: number): number {
+  return time > MICROSECOND_THRESHOLD ? Math.floor(time / 1000) : time;
+}
+
+/** A local day built from UTC archives. */
+export interface AssembledDay {
+  /** Rows that open inside the local day, oldest first. */
+  readonly rows: RawKline[];
+  /** Open times of the day's candles no archive held, oldest first: to be fetched over REST. */
+  readonly missing: number[];
+}
+
+/**
+ * Builds a local day from the rows of the UTC daily archives that cover it (keyed by UTC date,
+ * see `utcDaysCovering`). Rows outside the day are ignored; a candle found in two files is kept
+ * once. A UTC day absent from the map simply leaves its candles in `missing`. Throws
+ * CorruptFileError when a row inside the day is not aligned to the bar or has a wrong close time.
+ *
+ * @example
+ * ```ts
+ * const day = assembleLocalDay('2024-01-24', 'America/New_York', '1m', new Map([
+ *   ['2024-01-24', await rowsOf('2024-01-24')], ['2024-01-25', await rowsOf('2024-01-25')],
+ * ]));
+ * day.missing; // [] when both archives were whole
+ * ```
+ */
+export function assembleLocalDay(
+  day: string,
+  timezone: string,
+  bar: Interval,
+  utcDayRows: ReadonlyMap<string, readonly RawKline[]>,
+): AssembledDay {
+  const bounds = localDayBounds(day, timezone);
+  const byOpenTime = new Map<number, RawKline>();
+  for (const rows of utcDayRows.values()) {
+    for (const row of rows) {
+      if (row[0] >= bounds.start && row[0] < bounds.end) byOpenTime.set(row[0], row);
+    }
+  }
+  const rows = [...byOpenTime.values()].sort((a, b) => a[0] - b[0]);
+  const problem = describeDayRowsProblem(rows, bounds, bar);
+  if (problem !== undefined) throw new CorruptFileError(`archives of ${day} (${timezone}, ${bar})`, problem);
+  const missing = expectedOpenTimes(day, timezone, bar).filter((time) => !byOpenTime.has(time));
+  return { rows, missing };
+}

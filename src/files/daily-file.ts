@@ -1,0 +1,501 @@
+/**
+ * Daily candle files: one CSV per symbol per local day, plus one manifest.json per day folder that
+ * records what each CSV should hold.
+ *
+ * ```
+ * UM-AmericaNew_York-1m/2024-01/2024-01-24/
+ *   BTCUSDT.csv     open_time,open,high,...,ignore            <- KLINE_COLUMNS
+ *                   1706072400000,39870.10,39880.00,...,0     <- Binance's 12 values, as sent,
+ *                   ...                                          oldest first, '\n' line ends
+ *   manifest.json   { "version": 1, "symbols": { "BTCUSDT": { rows, expected, gaps, sha256,
+ *                                                              source, writtenAt } } }
+ * ```
+ *
+ * A day is complete when its CSV is well formed, its sha256 equals the manifest's, and its rows
+ * plus the candles of the recorded gaps (trading suspended: the exchange has no candle there) make
+ * up every candle of the day. A CSV with no manifest entry is complete only when it has every row.
+ * Both files are written atomically; manifest updates within this process are serialised per
+ * folder so concurrent writers of one day never lose each other's entries.
+ *
+ * @example
+ * ```ts
+ * await writeDailyFile({ root, market: 'UM', timezone: 'America/New_York', bar: '1m',
+ *   day: '2024-01-24', symbol: 'BTCUSDT', rows, gaps: [], source: 'rest' });
+ * const report = await verifyDailyFile(path, { market: 'UM', timezone: 'America/New_York',
+ *   bar: '1m', day: '2024-01-24', symbol: 'BTCUSDT' });
+ * if (report.status !== 'complete') { ... fetch again ... }
+ * ```
+ */
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { z } from 'zod';
+import { CorruptFileError, InvalidArgumentError } from '../errors.js';
+import { closeTimeOf, nextOpenTime, openTimeOf } from '../exchange/intervals.js';
+import { describeKlineProblem, KLINE_COLUMNS, KLINE_WIDTH, type RawKline } from '../exchange/kline.js';
+import type { Interval, MarketType } from '../exchange/markets.js';
+import { isErrno, writeFileAtomic } from './atomic-write.js';
+import { assertSymbol, dailyFilePath, expectedOpenTimes, localDayBounds, type DayBounds } from './daily-layout.js';
+
+/** Name of the per-day-folder manifest. */
+export const MANIFEST_NAME = 'manifest.json';
+
+/** The header row of every daily file (without its line end). */
+export const DAILY_CSV_HEADER = KLINE_COLUMNS.join(',');
+
+/** Where a day's candles came from. */
+export const DAILY_SOURCES = ['archive', 'rest', 'live'] as const;
+export type DailySource = (typeof DAILY_SOURCES)[number];
+
+/** A run of candles the exchange does not have: open times `from` to `to`, both inclusive. */
+export interface CandleGap {
+  readonly from: number;
+  readonly to: number;
+  readonly candles: number;
+}
+
+/** What the manifest records about one symbol's file. */
+export interface DailyManifestEntry {
+  readonly rows: number;
+  readonly expected: number;
+  readonly gaps: readonly CandleGap[];
+  /** sha256 (hex) of the CSV bytes. */
+  readonly sha256: string;
+  readonly source: DailySource;
+  /** ISO-8601 time of the write. */
+  readonly writtenAt: string;
+}
+
+/** The manifest of one day folder. */
+export interface DailyManifest {
+  readonly version: 1;
+  readonly symbols: Record<string, DailyManifestEntry>;
+}
+
+/** Identifies one daily file. */
+export interface DailyFileKey {
+  readonly market: MarketType;
+  readonly timezone: string;
+  readonly bar: Interval;
+  /** Local day, `YYYY-MM-DD`. */
+  readonly day: string;
+  readonly symbol: string;
+}
+
+/** Result of {@link verifyDailyFile}. */
+export interface DailyFileReport {
+  /** `incomplete` and `corrupt` both mean: fetch the day again. */
+  readonly status: 'complete' | 'missing' | 'incomplete' | 'corrupt';
+  /** Rows in the file (0 when missing or unreadable). */
+  readonly rows: number;
+  /** Candles the day should have (see daily-layout for which candles belong to a day). */
+  readonly expected: number;
+  /** Runs of expected candles the file does not hold (recorded gaps included). */
+  readonly gaps: readonly CandleGap[];
+  /** Why the file is not complete. */
+  readonly problem?: string;
+}
+
+const gapSchema = z.object({
+  from: z.number().int().nonnegative(),
+  to: z.number().int().nonnegative(),
+  candles: z.number().int().positive(),
+});
+
+const manifestSchema = z.object({
+  version: z.literal(1),
+  symbols: z.record(
+    z.string(),
+    z.object({
+      rows: z.number().int().nonnegative(),
+      expected: z.number().int().nonnegative(),
+      gaps: z.array(gapSchema),
+      sha256: z.string().regex(/^[0-9a-f]{64}$/),
+      source: z.enum(DAILY_SOURCES),
+      writtenAt: z.string(),
+    }),
+  ),
+});
+
+/**
+ * Formats rows as a daily CSV: the header, then each row's 12 values exactly as given, `\n` after
+ * every line. Numbers are integers (times, trade count), so nothing is re-formatted.
+ *
+ * @example
+ * ```ts
+ * formatDailyCsv([[1706072400000, '0.00162008', ...]]);
+ * // 'open_time,open,...,ignore\n1706072400000,0.00162008,...\n'
+ * ```
+ */
+export function formatDailyCsv(rows: readonly RawKline[]): string {
+  const lines = [DAILY_CSV_HEADER];
+  for (const row of rows) lines.push(row.join(','));
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Parses a daily CSV back into rows: numbers for open time, close time and trades, the original
+ * strings for the rest, so `formatDailyCsv(parseDailyCsv(text))` equals `text` byte for byte.
+ * Throws CorruptFileError naming `file` and the line on a bad header, a bad row or a missing final
+ * line end (a truncated file).
+ *
+ * @example
+ * ```ts
+ * const rows = parseDailyCsv(await readFile(path, 'utf8'), path);
+ * ```
+ */
+export function parseDailyCsv(text: string, file: string): RawKline[] {
+  const lines = text.split('\n');
+  if (lines[0] !== DAILY_CSV_HEADER) {
+    throw new CorruptFileError(file, `line 1 is ${JSON.stringify(lines[0]?.slice(0, 120))}, expected the header ${JSON.stringify(DAILY_CSV_HEADER)}`);
+  }
+  if (lines[lines.length - 1] !== '') {
+    throw new CorruptFileError(file, `line ${lines.length} has no line end: the file is truncated`);
+  }
+  const rows: RawKline[] = [];
+  for (let index = 1; index < lines.length - 1; index += 1) {
+    rows.push(parseCsvRow(lines[index]!, file, index + 1));
+  }
+  return rows;
+}
+
+/**
+ * Parses one comma-separated kline line (12 fields) into a RawKline, keeping the decimal strings
+ * as they are. `transformTime` may rewrite open and close time (archives use it to turn
+ * microseconds into milliseconds). Throws CorruptFileError naming the line.
+ *
+ * @example
+ * ```ts
+ * parseCsvRow('1706072400000,1.0,...,0', 'BTCUSDT.csv', 2);
+ * ```
+ */
+export function parseCsvRow(line: string, file: string, lineNumber: number, transformTime: (time: number) => number = (t) => t): RawKline {
+  const fields = line.split(',');
+  if (fields.length !== KLINE_WIDTH) {
+    throw new CorruptFileError(file, `line ${lineNumber} has ${fields.length} values, expected ${KLINE_WIDTH}: ${JSON.stringify(line.slice(0, 120))}`);
+  }
+  const row = fields as unknown[];
+  for (const index of [0, 6, 8] as const) {
+    const text = fields[index]!;
+    const value = Number(text);
+    // Only canonical integers, so that formatting the number gives back the same text.
+    if (String(value) !== text) {
+      throw new CorruptFileError(file, `line ${lineNumber}: ${KLINE_COLUMNS[index]} must be an integer, got ${JSON.stringify(text)}`);
+    }
+    row[index] = index === 8 ? value : transformTime(value);
+  }
+  const problem = describeKlineProblem(row);
+  if (problem !== undefined) throw new CorruptFileError(file, `line ${lineNumber}: ${problem}`);
+  return row as RawKline;
+}
+
+/**
+ * Describes the first row that cannot be a final candle of the given local day: malformed, not
+ * aligned to the bar, close time not `open + bar - 1`, outside the day, or not after the row
+ * before it. Returns undefined when all rows are fine.
+ *
+ * @example
+ * ```ts
+ * describeDayRowsProblem(rows, localDayBounds('2024-01-24', 'America/New_York'), '1m');
+ * ```
+ */
+export function describeDayRowsProblem(rows: readonly RawKline[], bounds: DayBounds, bar: Interval): string | undefined {
+  let previous = -Infinity;
+  for (let index = 0; index < rows.length; index += 1) {
+    const row = rows[index]!;
+    const shape = describeKlineProblem(row);
+    if (shape !== undefined) return `row ${index}: ${shape}`;
+    const [openTime, , , , , , closeTime] = row;
+    const at = `row ${index} (open time ${openTime} = ${new Date(openTime).toISOString()})`;
+    if (openTimeOf(bar, openTime) !== openTime) return `${at} is not aligned to ${bar}`;
+    if (closeTime !== closeTimeOf(bar, openTime)) return `${at} has close time ${closeTime}, expected ${closeTimeOf(bar, openTime)}`;
+    if (openTime < bounds.start || openTime >= bounds.end) {
+      return `${at} is outside the local day [${new Date(bounds.start).toISOString()}, ${new Date(bounds.end).toISOString()})`;
+    }
+    if (openTime <= previous) return `${at} does not come after the row before (${previous})`;
+    previous = openTime;
+  }
+  return undefined;
+}
+
+/**
+ * Groups open times (ascending) into runs of consecutive candles.
+ *
+ * @example
+ * ```ts
+ * gapsOf([t, t + 60_000, t + 300_000], '1m');
+ * // [{ from: t, to: t + 60_000, candles: 2 }, { from: t + 300_000, to: t + 300_000, candles: 1 }]
+ * ```
+ */
+export function gapsOf(openTimes: readonly number[], bar: Interval): CandleGap[] {
+  const gaps: CandleGap[] = [];
+  let current: { from: number; to: number; candles: number } | undefined;
+  for (const time of openTimes) {
+    if (current && nextOpenTime(bar, current.to) === time) {
+      current.to = time;
+      current.candles += 1;
+    } else {
+      current = { from: time, to: time, candles: 1 };
+      gaps.push(current);
+    }
+  }
+  return gaps;
+}
+
+/** sha256 of `bytes`, hex. */
+function sha256Hex(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/**
+ * Reads a day folder's manifest. Returns undefined when there is none; throws CorruptFileError
+ * when it is not a valid manifest.
+ *
+ * @example
+ * ```ts
+ * const manifest = await readManifest(dirname(path));
+ * manifest?.symbols.BTCUSDT?.gaps;
+ * ```
+ */
+export async function readManifest(folder: string): Promise<DailyManifest | undefined> {
+  const file = join(folder, MANIFEST_NAME);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    if (isErrno(error, 'ENOENT')) return undefined;
+    throw error;
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new CorruptFileError(file, 'is not valid JSON', { cause: error });
+  }
+  const parsed = manifestSchema.safeParse(json);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new CorruptFileError(file, `is not a daily manifest: ${issue?.path.join('.') || '(root)'} ${issue?.message ?? ''}`);
+  }
+  return parsed.data;
+}
+
+async function readManifestOrEmpty(folder: string): Promise<DailyManifest | undefined> {
+  try {
+    return await readManifest(folder);
+  } catch (error) {
+    // A broken manifest only costs its entries: files it described are checked as if unrecorded.
+    if (error instanceof CorruptFileError) return undefined;
+    throw error;
+  }
+}
+
+// Per manifest path, the tail of the chain of pending updates: each update reads the manifest
+// after the previous one has written it, so concurrent writers of one day lose no entry.
+const manifestQueues = new Map<string, Promise<void>>();
+
+async function updateManifest(folder: string, symbol: string, entry: DailyManifestEntry): Promise<void> {
+  const file = resolve(folder, MANIFEST_NAME);
+  const previous = manifestQueues.get(file) ?? Promise.resolve();
+  const run = previous.then(async () => {
+    const current = await readManifestOrEmpty(folder);
+    const next: DailyManifest = { version: 1, symbols: { ...current?.symbols, [symbol]: entry } };
+    await writeFileAtomic(file, `${JSON.stringify(next, null, 1)}\n`);
+  });
+  const tail = run.catch(() => undefined);
+  manifestQueues.set(file, tail);
+  try {
+    await run;
+  } finally {
+    if (manifestQueues.get(file) === tail) manifestQueues.delete(file);
+  }
+}
+
+/** Options of {@link writeDailyFile}. */
+export interface WriteDailyFileOptions extends DailyFileKey {
+  /** Root folder of the daily files (CANDLE_DIR). */
+  readonly root: string;
+  /** The day's final candles, oldest first. */
+  readonly rows: readonly RawKline[];
+  /** Runs of candles the exchange does not have (trading suspended). */
+  readonly gaps: readonly CandleGap[];
+  readonly source: DailySource;
+  /** Rows must have closed before this time (default Date.now()): forming candles are refused. */
+  readonly now?: number;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Writes one symbol's day: the CSV, then its manifest entry, both atomically. Refuses (with
+ * InvalidArgumentError) rows that are malformed, not yet closed, outside the day or out of order,
+ * and gaps that are not runs of the day's candles absent from `rows`. Returns the path and the
+ * manifest entry written. A day may be written partially; it then verifies as incomplete.
+ *
+ * @example
+ * ```ts
+ * const { path } = await writeDailyFile({ root: '/data', market: 'UM', timezone: 'America/New_York',
+ *   bar: '1m', day: '2024-01-24', symbol: 'BTCUSDT', rows, gaps: [], source: 'archive' });
+ * ```
+ */
+export async function writeDailyFile(options: WriteDailyFileOptions): Promise<{ path: string; entry: DailyManifestEntry }> {
+  const { root, market, timezone, bar, day, symbol, rows, gaps, source } = options;
+  const path = dailyFilePath(root, market, timezone, bar, day, symbol);
+  const where = `${symbol} ${bar} ${day} (${timezone})`;
+  const problem = describeDayRowsProblem(rows, localDayBounds(day, timezone), bar);
+  if (problem !== undefined) throw new InvalidArgumentError(`cannot write ${where}: ${problem}`);
+  const now = options.now ?? Date.now();
+  const last = rows[rows.length - 1];
+  if (last && last[6] >= now) {
+    throw new InvalidArgumentError(`cannot write ${where}: the last row (open time ${last[0]}) closes at ${last[6]}, not before now (${now}); only closed candles are written`);
+  }
+  const expected = expectedOpenTimes(day, timezone, bar);
+  const gapProblem = describeGapsProblem(gaps, rows, expected, bar);
+  if (gapProblem !== undefined) throw new InvalidArgumentError(`cannot write ${where}: ${gapProblem}`);
+  if (!DAILY_SOURCES.includes(source)) {
+    throw new InvalidArgumentError(`cannot write ${where}: source ${JSON.stringify(source)} is not one of ${DAILY_SOURCES.join(', ')}`);
+  }
+
+  const bytes = Buffer.from(formatDailyCsv(rows), 'utf8');
+  const entry: DailyManifestEntry = {
+    rows: rows.length,
+    expected: expected.length,
+    gaps: gaps.map(({ from, to, candles }) => ({ from, to, candles })),
+    sha256: sha256Hex(bytes),
+    source,
+    writtenAt: new Date(now).toISOString(),
+  };
+  await writeFileAtomic(path, bytes, options.signal ? { signal: options.signal } : {});
+  await updateManifest(dirname(path), symbol, entry);
+  return { path, entry };
+}
+
+function describeGapsProblem(
+  gaps: readonly CandleGap[],
+  rows: readonly RawKline[],
+  expected: readonly number[],
+  bar: Interval,
+): string | undefined {
+  const present = new Set(rows.map((row) => row[0]));
+  const claimable = new Set(expected.filter((time) => !present.has(time)));
+  for (const [index, gap] of gaps.entries()) {
+    const label = `gap ${index} ${JSON.stringify(gap)}`;
+    if (gap.to < gap.from) return `${label} ends before it starts`;
+    let count = 0;
+    // Bounded by the day's candle count: each step must claim a distinct expected open time.
+    for (let time = gap.from; time <= gap.to; time = nextOpenTime(bar, time)) {
+      if (!claimable.delete(time)) {
+        return `${label} covers ${time}, which is not a ${bar} open time of the day missing from the rows (or is in another gap)`;
+      }
+      count += 1;
+    }
+    if (count !== gap.candles) return `${label} spans ${count} candles, not ${gap.candles}`;
+  }
+  return undefined;
+}
+
+/**
+ * Checks one daily file against its day and its manifest entry. Never throws for bad content:
+ * a missing file is `missing`; a bad header or row, rows that do not belong to the day, a hash or
+ * row count differing from the manifest, or a truncated last line are `corrupt`; a well-formed file
+ * that lacks candles not recorded as gaps is `incomplete`.
+ *
+ * @example
+ * ```ts
+ * const report = await verifyDailyFile(path, { market: 'UM', timezone: 'America/New_York',
+ *   bar: '1m', day: '2024-03-10', symbol: 'BTCUSDT' });
+ * report.expected; // 1380
+ * ```
+ */
+export async function verifyDailyFile(path: string, key: DailyFileKey): Promise<DailyFileReport> {
+  const { timezone, bar, day, symbol } = key;
+  assertSymbol(symbol);
+  const expectedTimes = expectedOpenTimes(day, timezone, bar);
+  const expected = expectedTimes.length;
+  const allMissing = gapsOf(expectedTimes, bar);
+
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (error) {
+    if (isErrno(error, 'ENOENT')) return { status: 'missing', rows: 0, expected, gaps: allMissing };
+    throw error;
+  }
+  const corrupt = (problem: string, rows = 0): DailyFileReport => ({ status: 'corrupt', rows, expected, gaps: allMissing, problem });
+
+  let rows: RawKline[];
+  try {
+    rows = parseDailyCsv(decodeUtf8(bytes, path), path);
+  } catch (error) {
+    if (error instanceof CorruptFileError) return corrupt(error.message);
+    throw error;
+  }
+  const rowProblem = describeDayRowsProblem(rows, localDayBounds(day, timezone), bar);
+  if (rowProblem !== undefined) return corrupt(`${path}: ${rowProblem}`, rows.length);
+
+  const present = new Set(rows.map((row) => row[0]));
+  const gaps = gapsOf(expectedTimes.filter((time) => !present.has(time)), bar);
+  const entry = (await readManifestOrEmpty(dirname(path)))?.symbols[symbol];
+  if (entry === undefined) {
+    if (rows.length === expected) return { status: 'complete', rows: rows.length, expected, gaps };
+    return {
+      status: 'incomplete',
+      rows: rows.length,
+      expected,
+      gaps,
+      problem: `${path}: ${rows.length} of ${expected} rows and no manifest entry recording gaps`,
+    };
+  }
+  const hash = sha256Hex(bytes);
+  if (hash !== entry.sha256) return corrupt(`${path}: sha256 ${hash} differs from the manifest's ${entry.sha256}`, rows.length);
+  if (entry.rows !== rows.length) return corrupt(`${path}: ${rows.length} rows, the manifest records ${entry.rows}`, rows.length);
+  if (!sameGaps(gaps, entry.gaps)) {
+    const recorded = entry.gaps.reduce((sum, gap) => sum + gap.candles, 0);
+    return {
+      status: 'incomplete',
+      rows: rows.length,
+      expected,
+      gaps,
+      problem: `${path}: ${rows.length} rows + ${recorded} recorded gap candles, expected ${expected} candles`,
+    };
+  }
+  return { status: 'complete', rows: rows.length, expected, gaps };
+}
+
+function sameGaps(a: readonly CandleGap[], b: readonly CandleGap[]): boolean {
+  return a.length === b.length && a.every((gap, i) => gap.from === b[i]!.from && gap.to === b[i]!.to && gap.candles === b[i]!.candles);
+}
+
+function decodeUtf8(bytes: Uint8Array, file: string): string {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch (error) {
+    throw new CorruptFileError(file, 'is not valid UTF-8 text', { cause: error });
+  }
+}
+
+/**
+ * Reads one daily file's rows, for later readers (ring warm start, inspection). Returns undefined
+ * when the file does not exist; throws CorruptFileError on bad content, and also when `key` is
+ * given and a row does not belong to that day. Does not check completeness: use
+ * {@link verifyDailyFile} for that.
+ *
+ * @example
+ * ```ts
+ * const rows = await readDailyFile(dailyFilePath(root, 'UM', tz, '1m', '2024-01-24', 'BTCUSDT'));
+ * ```
+ */
+export async function readDailyFile(path: string, key?: Pick<DailyFileKey, 'timezone' | 'bar' | 'day'>): Promise<RawKline[] | undefined> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(path);
+  } catch (error) {
+    if (isErrno(error, 'ENOENT')) return undefined;
+    throw error;
+  }
+  const rows = parseDailyCsv(decodeUtf8(bytes, path), path);
+  if (key) {
+    const problem = describeDayRowsProblem(rows, localDayBounds(key.day, key.timezone), key.bar);
+    if (problem !== undefined) throw new CorruptFileError(path, problem);
+  }
+  return rows;
+}

@@ -38,6 +38,14 @@ export interface SimFaults {
   streamsStalled: boolean;
   /** Send this many next stream frames as malformed text instead of the event. */
   streamMalformedNext: number;
+  /** Archives are served with bytes that do not match their `.CHECKSUM` while true. */
+  archiveCorrupt: boolean;
+  /** Archives are served cut short (an unreadable zip that fails its checksum) while true. */
+  archiveTruncated: boolean;
+  /** Archives hold this many fewer rows than the day had, with a matching checksum (0 = off). */
+  archiveMissingRows: number;
+  /** `.CHECKSUM` files answer 404 while true. */
+  archiveChecksumMissing: boolean;
 }
 
 /** What the simulator knows of a symbol. */
@@ -53,6 +61,11 @@ export interface SimSymbol {
   delistedAt?: number;
   /** Spans [from, to) of suspended trading: no candles open inside them. */
   suspensions: Array<{ from: number; to: number }>;
+  /** Asset names as exchangeInfo shows them (e.g. BTC and USDT; USD for CM). */
+  baseAsset?: string;
+  quoteAsset?: string;
+  /** Futures pair without the contract suffix (BTCUSD for BTCUSD_PERP). */
+  pair?: string;
 }
 
 /** The simulated market as every reader sees it. */

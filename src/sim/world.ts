@@ -1,0 +1,387 @@
+/**
+ * The simulated market: symbols per market with their listing, delisting, suspensions and status,
+ * and the candles every reader (REST, archives, streams) sees, from one clock.
+ *
+ * @example
+ * ```ts
+ * const world = new MarketWorld({ seed: 1, symbols: { SPOT: ['BTCUSDT'] } });
+ * const now = world.now();
+ * world.kline('SPOT', 'BTCUSDT', '1m', openTimeOf('1m', now), now); // the forming candle
+ * ```
+ */
+import type { RawKline } from '../exchange/kline.js';
+import { nextOpenTime, openTimeOf } from '../exchange/intervals.js';
+import { MARKETS, MARKET_TYPES, SYMBOL_PATTERN, type Interval, type MarketType } from '../exchange/markets.js';
+import { InvalidArgumentError } from '../errors.js';
+import {
+  type Bar,
+  type OhlcvRow,
+  type SymbolProfile,
+  type SyntheticProgress,
+  ReplaySeries,
+  elapsedSubSteps,
+  formatBar,
+  mergeBar,
+  symbolProfile,
+  syntheticBar,
+} from './market-data.js';
+import type { SimFaults, SimSymbol, SimSymbolStatus, SimWorld } from './types.js';
+
+/** How a symbol is declared: its name, or its name with listing facts. */
+export interface SimSymbolInit {
+  readonly symbol: string;
+  readonly status?: SimSymbolStatus;
+  /** UM and CM: PERPETUAL (default), CURRENT_QUARTER, NEXT_QUARTER, TRADIFI_PERPETUAL. */
+  readonly contractType?: string;
+  /** First candle open time; default 2019-01-01 UTC for initial symbols, now for `list`. */
+  readonly listedAt?: number;
+  readonly delistedAt?: number;
+  /** Starting price of the synthetic path; default derived from the name and seed. */
+  readonly basePrice?: number;
+  readonly baseAsset?: string;
+  readonly quoteAsset?: string;
+}
+
+/** A replay: recorded 1m rows played as the 1m candles of a symbol. */
+export interface SimReplay {
+  readonly market: MarketType;
+  readonly symbol: string;
+  readonly rows: readonly OhlcvRow[];
+  /** Open time of the first replayed minute; default: one day before the current minute. */
+  readonly startTime?: number;
+}
+
+/** Options of a MarketWorld. */
+export interface MarketWorldOptions {
+  readonly seed?: number;
+  readonly clock?: () => number;
+  readonly markets?: readonly MarketType[];
+  readonly symbols?: Partial<Record<MarketType, ReadonlyArray<string | SimSymbolInit>>>;
+  readonly replay?: readonly SimReplay[];
+  readonly faults?: SimFaults;
+}
+
+/** The symbols each market starts with when none are given. */
+export const DEFAULT_SYMBOLS: Readonly<Record<MarketType, readonly string[]>> = {
+  SPOT: ['BTCUSDT', 'ETHUSDT', 'BNBUSDT'],
+  UM: ['BTCUSDT', 'ETHUSDT'],
+  CM: ['BTCUSD_PERP', 'ETHUSD_PERP'],
+};
+
+const DEFAULT_LISTED_AT = Date.UTC(2019, 0, 1);
+// Closed candles cached at most; the oldest tenth is dropped when full.
+const CACHE_LIMIT = 400_000;
+
+/** Fault switches all off. */
+export function defaultFaults(): SimFaults {
+  return {
+    restDelayMs: 0,
+    restFailNext: 0,
+    restFailStatus: 503,
+    restMalformedNext: 0,
+    force429Next: 0,
+    force418Next: 0,
+    forcedRetryAfterSeconds: 5,
+    streamsStalled: false,
+    streamMalformedNext: 0,
+    archiveCorrupt: false,
+    archiveTruncated: false,
+    archiveMissingRows: 0,
+    archiveChecksumMissing: false,
+  };
+}
+
+/**
+ * `n` distinct symbol names for a market, shaped as Binance names them (SPOT and UM `XAAAUSDT`,
+ * CM `XAAAUSD_PERP`), for tests and benchmarks with many symbols.
+ *
+ * @example
+ * ```ts
+ * generateSymbols('CM', 2); // ['XAAAUSD_PERP', 'XAABUSD_PERP']
+ * ```
+ */
+export function generateSymbols(market: MarketType, n: number): string[] {
+  const names: string[] = [];
+  for (let i = 0; i < n; i += 1) {
+    let base = '';
+    for (let k = 0, v = i; k < 3; k += 1, v = Math.floor(v / 26)) base = String.fromCharCode(65 + (v % 26)) + base;
+    // Beyond 26^3 names, a numeric suffix keeps them distinct.
+    const asset = `X${base}${i >= 17_576 ? Math.floor(i / 17_576) : ''}`;
+    names.push(market === 'CM' ? `${asset}USD_PERP` : `${asset}USDT`);
+  }
+  return names;
+}
+
+/** Splits a symbol name into base asset, quote asset and pair. */
+export function splitSymbol(market: MarketType, symbol: string): { baseAsset: string; quoteAsset: string; pair: string } {
+  const pair = market === 'CM' ? (symbol.split('_')[0] ?? symbol) : symbol;
+  const quotes = market === 'CM' ? ['USD'] : ['USDT', 'USDC', 'FDUSD', 'BUSD', 'BTC', 'ETH', 'BNB', 'EUR', 'TRY'];
+  const quote = quotes.find((q) => pair.endsWith(q) && pair.length > q.length) ?? 'USDT';
+  return { baseAsset: pair.endsWith(quote) ? pair.slice(0, -quote.length) : pair, quoteAsset: quote, pair };
+}
+
+// Per-symbol state the readers do not see.
+interface SymbolState {
+  readonly info: SimSymbol;
+  readonly profile: SymbolProfile;
+  replay?: ReplaySeries;
+  // True while the status was set by listing in the future, so it flips to TRADING by itself.
+  awaitingListing: boolean;
+}
+
+/**
+ * The world of the simulated exchange. Implements the SimWorld contract and the operations the
+ * simulator exposes (list, delist, suspend, set status).
+ */
+export class MarketWorld implements SimWorld {
+  readonly faults: SimFaults;
+  readonly seed: number;
+  readonly #clock: () => number;
+  readonly #markets: Map<MarketType, Map<string, SymbolState>> = new Map();
+  // Closed candles never change (unless history is rewritten by list/replay, which clears it).
+  readonly #cache: Map<string, RawKline> = new Map();
+  // The forming synthetic candles so far: the streams ask for them several times a second, and
+  // only the sub-steps begun since the last ask need computing.
+  readonly #forming: Map<string, { openTime: number; progress: SyntheticProgress; row: RawKline }> = new Map();
+
+  constructor(options: MarketWorldOptions = {}) {
+    this.seed = options.seed ?? 1;
+    this.#clock = options.clock ?? Date.now;
+    this.faults = options.faults ?? defaultFaults();
+    for (const market of options.markets ?? MARKET_TYPES) {
+      this.#markets.set(market, new Map());
+      for (const init of options.symbols?.[market] ?? DEFAULT_SYMBOLS[market]) {
+        const spec = typeof init === 'string' ? { symbol: init } : init;
+        this.list(market, { listedAt: DEFAULT_LISTED_AT, ...spec });
+      }
+    }
+    for (const replay of options.replay ?? []) this.replay(replay);
+  }
+
+  now(): number {
+    return this.#clock();
+  }
+
+  /** Markets this world simulates. */
+  get markets(): MarketType[] {
+    return [...this.#markets.keys()];
+  }
+
+  symbols(market: MarketType): readonly SimSymbol[] {
+    const states = this.#markets.get(market);
+    if (states === undefined) return [];
+    const now = this.now();
+    return [...states.values()].map((state) => this.#refresh(state, now));
+  }
+
+  symbol(market: MarketType, symbol: string): SimSymbol | undefined {
+    const state = this.#markets.get(market)?.get(symbol);
+    return state === undefined ? undefined : this.#refresh(state, this.now());
+  }
+
+  /** Adds (or re-lists) a symbol. Listed at `init.listedAt`, default now (its minute). */
+  list(market: MarketType, init: string | SimSymbolInit): SimSymbol {
+    const spec = typeof init === 'string' ? { symbol: init } : init;
+    if (!SYMBOL_PATTERN.test(spec.symbol)) {
+      throw new InvalidArgumentError(`symbol "${spec.symbol}" is not a Binance symbol (A-Z, 0-9, _)`);
+    }
+    const states = this.#marketStates(market);
+    const now = this.now();
+    const listedAt = spec.listedAt ?? openTimeOf('1m', now);
+    const names = splitSymbol(market, spec.symbol);
+    const pending: SimSymbolStatus = market === 'SPOT' ? 'BREAK' : 'PENDING_TRADING';
+    const info: SimSymbol = {
+      market,
+      symbol: spec.symbol,
+      status: spec.status ?? (listedAt > now ? pending : 'TRADING'),
+      listedAt,
+      suspensions: [],
+      baseAsset: spec.baseAsset ?? names.baseAsset,
+      quoteAsset: spec.quoteAsset ?? names.quoteAsset,
+      pair: names.pair,
+    };
+    if (market !== 'SPOT') info.contractType = spec.contractType ?? 'PERPETUAL';
+    if (spec.delistedAt !== undefined) info.delistedAt = spec.delistedAt;
+    states.set(spec.symbol, {
+      info,
+      profile: symbolProfile(this.seed, market, spec.symbol, spec.basePrice),
+      awaitingListing: spec.status === undefined && listedAt > now,
+    });
+    this.#forget(market, spec.symbol);
+    return info;
+  }
+
+  /** Stops a symbol's candles from `at` (default now); its status changes once `at` has passed. */
+  delist(market: MarketType, symbol: string, at: number = this.now()): void {
+    this.#state(market, symbol).info.delistedAt = at;
+    this.#forget(market, symbol);
+  }
+
+  /** Suspends trading over [from, to): no candle opens inside the span. */
+  suspend(market: MarketType, symbol: string, from: number, to: number): void {
+    if (!(to > from)) throw new InvalidArgumentError(`suspension needs from < to, got from ${from} and to ${to}`);
+    this.#state(market, symbol).info.suspensions.push({ from, to });
+  }
+
+  /** Sets the status exchangeInfo reports (candles are unaffected). */
+  setStatus(market: MarketType, symbol: string, status: SimSymbolStatus): void {
+    const state = this.#state(market, symbol);
+    state.info.status = status;
+    state.awaitingListing = false;
+  }
+
+  /** Plays recorded 1m rows as the candles of a symbol (listing it if needed). */
+  replay(replay: SimReplay): void {
+    const startTime = replay.startTime ?? openTimeOf('1m', this.now()) - 86_400_000;
+    let state = this.#markets.get(replay.market)?.get(replay.symbol);
+    if (state === undefined) {
+      this.list(replay.market, { symbol: replay.symbol, listedAt: startTime });
+      state = this.#state(replay.market, replay.symbol);
+    } else {
+      state.info.listedAt = startTime;
+    }
+    state.replay = new ReplaySeries(replay.rows, startTime);
+    this.#forget(replay.market, replay.symbol);
+  }
+
+  /** Decimals used in a symbol's strings (prices, quantities), for exchangeInfo filters. */
+  profile(market: MarketType, symbol: string): SymbolProfile | undefined {
+    return this.#markets.get(market)?.get(symbol)?.profile;
+  }
+
+  kline(market: MarketType, symbol: string, interval: Interval, openTime: number, now: number): RawKline | undefined {
+    const state = this.#markets.get(market)?.get(symbol);
+    if (state === undefined || !MARKETS[market].intervals.includes(interval) || openTime > now) return undefined;
+    const nextOpen = nextOpenTime(interval, openTime);
+    if (!hasCandle(state.info, openTime, nextOpen)) return undefined;
+    const isClosed = now >= nextOpen;
+    const key = isClosed ? `${market}|${symbol}|${interval}|${openTime}` : '';
+    if (isClosed) {
+      const cached = this.#cache.get(key);
+      if (cached !== undefined) return cached;
+    }
+    if (!isClosed && state.replay === undefined) return this.#formingSynthetic(state, interval, openTime, nextOpen, now);
+    const bar = this.#bar(state, interval, openTime, nextOpen, now);
+    if (bar === undefined) return undefined;
+    const decimals = state.replay === undefined ? state.profile : REPLAY_DECIMALS;
+    const row = formatBar(decimals, openTime, nextOpen, bar);
+    if (isClosed) {
+      if (this.#cache.size >= CACHE_LIMIT) this.#trimCache();
+      this.#cache.set(key, row);
+    }
+    return row;
+  }
+
+  /**
+   * Candles with open times in [from, to] (both inclusive), oldest first, at most `limit`, as they
+   * stand at `now`. With `newest`, the last `limit` of the range instead of the first.
+   */
+  klines(
+    market: MarketType,
+    symbol: string,
+    interval: Interval,
+    range: { from: number; to: number; limit: number; newest?: boolean; now: number },
+  ): RawKline[] {
+    const state = this.#markets.get(market)?.get(symbol);
+    if (state === undefined) return [];
+    const to = Math.min(range.to, range.now, state.info.delistedAt ?? Number.POSITIVE_INFINITY);
+    const from = Math.max(range.from, openTimeOf(interval, state.info.listedAt));
+    const rows: RawKline[] = [];
+    if (to < from || range.limit <= 0) return rows;
+    if (range.newest === true) {
+      for (let t = openTimeOf(interval, to); t >= from && rows.length < range.limit; t = previousOpen(interval, t)) {
+        const row = this.kline(market, symbol, interval, t, range.now);
+        if (row !== undefined) rows.push(row);
+      }
+      return rows.reverse();
+    }
+    let t = openTimeOf(interval, from);
+    if (t < from) t = nextOpenTime(interval, t);
+    for (; t <= to && rows.length < range.limit; t = nextOpenTime(interval, t)) {
+      const row = this.kline(market, symbol, interval, t, range.now);
+      if (row !== undefined) rows.push(row);
+    }
+    return rows;
+  }
+
+  #formingSynthetic(state: SymbolState, interval: Interval, openTime: number, nextOpen: number, now: number): RawKline {
+    const key = `${state.info.market}|${state.info.symbol}|${interval}`;
+    const last = this.#forming.get(key);
+    const earlier = last !== undefined && last.openTime === openTime ? last : undefined;
+    if (earlier !== undefined && earlier.progress.steps === elapsedSubSteps(openTime, nextOpen, now)) return earlier.row;
+    const progress = syntheticBar(state.profile, openTime, nextOpen, now, earlier?.progress);
+    const row = formatBar(state.profile, openTime, nextOpen, progress.bar);
+    this.#forming.set(key, { openTime, progress, row });
+    return row;
+  }
+
+  #bar(state: SymbolState, interval: Interval, openTime: number, nextOpen: number, now: number): Bar | undefined {
+    const replay = state.replay;
+    if (replay === undefined) return syntheticBar(state.profile, openTime, nextOpen, now).bar;
+    if (interval === '1s') return replay.secondBar(openTime, now);
+    if (interval === '1m') return replay.minuteBar(openTime, now);
+    // Longer intervals aggregate the replayed minutes; past the recording the price stays flat.
+    let bar: Bar | undefined;
+    const last = Math.min(nextOpen, now + 1, replay.endTime + 60_000);
+    for (let t = Math.max(openTime, replay.startTime); t < last; t += 60_000) {
+      const minute = replay.minuteBar(t, now);
+      if (minute !== undefined) bar = mergeBar(bar, minute);
+    }
+    return bar ?? replay.minuteBar(Math.max(openTime, replay.startTime), Math.max(now, replay.startTime));
+  }
+
+  #refresh(state: SymbolState, now: number): SimSymbol {
+    const info = state.info;
+    if (state.awaitingListing && info.listedAt <= now) {
+      info.status = 'TRADING';
+      state.awaitingListing = false;
+    }
+    if (info.delistedAt !== undefined && info.delistedAt <= now && info.status === 'TRADING') {
+      info.status = info.market === 'SPOT' ? 'BREAK' : 'SETTLING';
+    }
+    return info;
+  }
+
+  #marketStates(market: MarketType): Map<string, SymbolState> {
+    let states = this.#markets.get(market);
+    if (states === undefined) {
+      states = new Map();
+      this.#markets.set(market, states);
+    }
+    return states;
+  }
+
+  #state(market: MarketType, symbol: string): SymbolState {
+    const state = this.#markets.get(market)?.get(symbol);
+    if (state === undefined) throw new InvalidArgumentError(`${market} has no simulated symbol "${symbol}"`);
+    return state;
+  }
+
+  #forget(market: MarketType, symbol: string): void {
+    const prefix = `${market}|${symbol}|`;
+    for (const key of this.#cache.keys()) if (key.startsWith(prefix)) this.#cache.delete(key);
+    for (const key of this.#forming.keys()) if (key.startsWith(prefix)) this.#forming.delete(key);
+  }
+
+  #trimCache(): void {
+    let drop = Math.ceil(CACHE_LIMIT / 10);
+    for (const key of this.#cache.keys()) {
+      if (drop-- <= 0) break;
+      this.#cache.delete(key);
+    }
+  }
+}
+
+// Recorded prices keep the source's 8 decimals whatever the market.
+const REPLAY_DECIMALS = { priceDisplayDecimals: 8, qtyDisplayDecimals: 8 } as const;
+
+function previousOpen(interval: Interval, openTime: number): number {
+  return openTimeOf(interval, openTime - 1);
+}
+
+/** Whether a symbol has a candle [openTime, nextOpen): listed, not delisted, not fully suspended. */
+function hasCandle(info: SimSymbol, openTime: number, nextOpen: number): boolean {
+  if (nextOpen <= info.listedAt) return false;
+  if (info.delistedAt !== undefined && openTime >= info.delistedAt) return false;
+  return !info.suspensions.some((s) => openTime >= s.from && nextOpen <= s.to);
+}

@@ -1,0 +1,471 @@
+/**
+ * The REST client of one Binance market: klines, exchangeInfo and server time. Every request is
+ * charged to the market's weight governor before it is sent, has a time-out and follows the
+ * caller's AbortSignal. Failures become typed errors carrying the HTTP status, Binance's code and
+ * message, and the endpoint.
+ *
+ * Retries: 5xx, network failures and time-outs are retried with jittered exponential back-off, a
+ * 429 after the pause it asked for (Retry-After beats any formula); other 4xx never. A 418 pauses
+ * the whole budget, every client sharing the governor, and is not retried.
+ *
+ * @example
+ * ```ts
+ * const governor = sharedGovernor({ group: 'futures' }, () => new WeightGovernor({ name: 'futures', serverWeight: 0.75 }));
+ * const client = new BinanceRestClient({ market: 'UM', governor });
+ * const rows = await client.klines({ symbol: 'BTCUSDT', interval: '1m', limit: 499 });
+ * await client.close();
+ * ```
+ */
+import { Pool, request, type Dispatcher } from 'undici';
+import { z } from 'zod';
+import {
+  AbortedError,
+  CandleServerError,
+  ClosedError,
+  ExchangeError,
+  InvalidArgumentError,
+  MalformedResponseError,
+  NetworkError,
+  RateLimitError,
+  TimeoutError,
+  type EndpointRef,
+} from '../errors.js';
+import type { Logger } from '../log.js';
+import { silentLogger } from '../log.js';
+import { backoffDelay, sleep } from '../util/abort.js';
+import { openTimeOf } from './intervals.js';
+import { describeKlineProblem, type RawKline } from './kline.js';
+import { planKlinePages } from './kline-pages.js';
+import { MARKETS, SYMBOL_PATTERN, type Interval, type MarketSpec, type MarketType } from './markets.js';
+import { ServerClock } from './server-clock.js';
+import type { WeightGovernor, WeightPriority } from './weight-governor.js';
+
+/** Options of {@link BinanceRestClient}. */
+export interface BinanceRestClientOptions {
+  readonly market: MarketType;
+  /** Origin (and optional path prefix) of the REST API; defaults to the market's public one. */
+  readonly baseUrl?: string;
+  /** The budget this market spends from; share it between clients of the same budget group. */
+  readonly governor: WeightGovernor;
+  /** The exchange clock; a new one synced through this client's `time()` when omitted. */
+  readonly clock?: ServerClock;
+  /** Time-out of one HTTP exchange (connect, headers, body), in ms. */
+  readonly timeoutMs?: number;
+  /** Retries after the first try, for retriable failures only. */
+  readonly retries?: number;
+  /** First back-off delay for 5xx, network errors and time-outs (and a 429 without Retry-After). */
+  readonly backoffBaseMs?: number;
+  /** Ceiling of the back-off delay. */
+  readonly backoffMaxMs?: number;
+  /** Apply the REQUEST_WEIGHT limit of exchangeInfo to the governor (default true). */
+  readonly applyRateLimits?: boolean;
+  readonly logger?: Logger;
+  /** An undici dispatcher to send through; the client then does not close it. */
+  readonly dispatcher?: Dispatcher;
+}
+
+/** Per-call options of every request. */
+export interface RequestOptions {
+  readonly signal?: AbortSignal;
+  /** Queue position at the governor: live updates go before back-fill. */
+  readonly priority?: WeightPriority;
+  /** Wait out a ban instead of failing with BannedError at once. */
+  readonly waitForBan?: boolean;
+}
+
+/** Parameters of one klines request. */
+export interface KlinesParams {
+  readonly symbol: string;
+  readonly interval: Interval;
+  readonly startTime?: number;
+  readonly endTime?: number;
+  readonly limit?: number;
+}
+
+const rateLimitSchema = z.object({
+  rateLimitType: z.string(),
+  interval: z.string(),
+  intervalNum: z.number(),
+  limit: z.number(),
+});
+
+const exchangeSymbolSchema = z.object({
+  symbol: z.string(),
+  status: z.string().optional(),
+  contractStatus: z.string().optional(),
+  contractType: z.string().optional(),
+  baseAsset: z.string().optional(),
+  quoteAsset: z.string().optional(),
+});
+
+const exchangeInfoSchema = z.object({
+  serverTime: z.number().optional(),
+  rateLimits: z.array(rateLimitSchema),
+  symbols: z.array(exchangeSymbolSchema),
+});
+
+const timeSchema = z.object({ serverTime: z.number() });
+
+/** One entry of exchangeInfo `rateLimits`. */
+export type ExchangeRateLimit = z.infer<typeof rateLimitSchema>;
+/** The part of an exchangeInfo symbol candle-server reads (CM has `contractStatus`, not `status`). */
+export type ExchangeSymbol = z.infer<typeof exchangeSymbolSchema>;
+/** The typed subset of exchangeInfo: rate limits and symbols. */
+export type ExchangeInfo = z.infer<typeof exchangeInfoSchema>;
+
+/**
+ * The REQUEST_WEIGHT limit per minute from exchangeInfo `rateLimits`, or undefined when absent.
+ *
+ * @example
+ * ```ts
+ * requestWeightLimit(await client.exchangeInfo()) ?? MARKETS.UM.fallbackWeightLimit;
+ * ```
+ */
+export function requestWeightLimit(info: Pick<ExchangeInfo, 'rateLimits'>): number | undefined {
+  const entry = info.rateLimits.find(
+    (r) => r.rateLimitType === 'REQUEST_WEIGHT' && r.interval === 'MINUTE' && r.intervalNum === 1,
+  );
+  return entry?.limit;
+}
+
+/** What one HTTP exchange produced, before retry decisions. */
+type Attempt<T> =
+  | { readonly ok: true; readonly value: T }
+  | { readonly ok: false; readonly error: CandleServerError; readonly retriable: boolean; readonly retryAfterMs?: number };
+
+// A 418 without Retry-After or "banned until" is treated as the shortest ban Binance gives.
+const DEFAULT_BAN_MS = 120_000;
+const BANNED_UNTIL = /banned until (\d{12,})/i;
+const UNDICI_TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
+
+/**
+ * A typed, budgeted REST client of one Binance market.
+ *
+ * @example
+ * ```ts
+ * const client = new BinanceRestClient({ market: 'SPOT', governor, baseUrl: sim.urls('SPOT').rest });
+ * await client.clock.sync();
+ * const info = await client.exchangeInfo();
+ * ```
+ */
+export class BinanceRestClient {
+  readonly market: MarketType;
+  readonly governor: WeightGovernor;
+  readonly clock: ServerClock;
+  readonly #spec: MarketSpec;
+  readonly #baseUrl: URL;
+  readonly #timeoutMs: number;
+  readonly #retries: number;
+  readonly #backoff: { baseMs: number; maxMs: number };
+  readonly #applyRateLimits: boolean;
+  readonly #logger: Logger;
+  readonly #dispatcher: Dispatcher;
+  // The pool this client created, closed by close(); a dispatcher passed in belongs to the caller.
+  readonly #pool: Pool | undefined;
+  // Aborted by close(): cancels every request, back-off and governor wait in progress.
+  readonly #closing = new AbortController();
+  // The one close in progress or done: a second close() waits for the same one.
+  #closed: Promise<void> | undefined;
+
+  constructor(options: BinanceRestClientOptions) {
+    this.market = options.market;
+    this.#spec = MARKETS[options.market];
+    this.governor = options.governor;
+    this.#timeoutMs = options.timeoutMs ?? 10_000;
+    this.#retries = options.retries ?? 3;
+    if (!(this.#timeoutMs > 0)) throw new InvalidArgumentError(`timeoutMs must be positive, got ${this.#timeoutMs}`);
+    if (!(Number.isInteger(this.#retries) && this.#retries >= 0)) {
+      throw new InvalidArgumentError(`retries must be a non-negative integer, got ${this.#retries}`);
+    }
+    this.#backoff = { baseMs: options.backoffBaseMs ?? 500, maxMs: options.backoffMaxMs ?? 30_000 };
+    this.#applyRateLimits = options.applyRateLimits ?? true;
+    this.#logger = (options.logger ?? silentLogger()).child({ component: 'rest-client', market: options.market });
+    try {
+      this.#baseUrl = new URL(options.baseUrl ?? this.#spec.restBaseUrl);
+    } catch (error) {
+      throw new InvalidArgumentError(`baseUrl must be an absolute http(s) URL, got ${JSON.stringify(options.baseUrl)}: ${String(error)}`);
+    }
+    if (options.dispatcher === undefined) {
+      this.#pool = new Pool(this.#baseUrl.origin, {
+        connections: 16,
+        headersTimeout: this.#timeoutMs,
+        bodyTimeout: this.#timeoutMs,
+        connect: { timeout: this.#timeoutMs },
+      });
+      this.#dispatcher = this.#pool;
+    } else {
+      this.#pool = undefined;
+      this.#dispatcher = options.dispatcher;
+    }
+    this.clock = options.clock ?? new ServerClock({ fetchServerTime: (signal) => this.time(signal ? { signal } : {}) });
+  }
+
+  /** The exchange's time (epoch ms), from the time endpoint (weight 1). */
+  time(options: RequestOptions = {}): Promise<number> {
+    return this.#call(this.#spec.paths.time, '', this.#spec.timeWeight, options, (body, ref) => {
+      return parseWith(timeSchema, body, ref).serverTime;
+    });
+  }
+
+  /**
+   * Rate limits and symbols of the market. The REQUEST_WEIGHT limit found there is applied to the
+   * governor unless `applyRateLimits` is false.
+   */
+  async exchangeInfo(options: RequestOptions = {}): Promise<ExchangeInfo> {
+    const path = this.#spec.paths.exchangeInfo;
+    const info = await this.#call(path, this.#spec.exchangeInfoQuery, this.#spec.exchangeInfoWeight, options, (body, ref) =>
+      parseWith(exchangeInfoSchema, body, ref),
+    );
+    const limit = requestWeightLimit(info);
+    if (this.#applyRateLimits && limit !== undefined && limit > 0) this.governor.setLimit(limit);
+    return info;
+  }
+
+  /**
+   * One klines request. Rows are checked one by one; a bad row fails the whole reply with a
+   * MalformedResponseError naming its index.
+   */
+  klines(params: KlinesParams, options: RequestOptions = {}): Promise<RawKline[]> {
+    const { symbol, interval, startTime, endTime, limit } = params;
+    if (!SYMBOL_PATTERN.test(symbol)) {
+      throw new InvalidArgumentError(`symbol ${JSON.stringify(symbol)} is not a Binance symbol (A-Z, 0-9, _)`);
+    }
+    if (!this.#spec.intervals.includes(interval)) {
+      throw new InvalidArgumentError(`interval ${JSON.stringify(interval)} is not offered on ${this.market} (expected one of ${this.#spec.intervals.join(', ')})`);
+    }
+    if (limit !== undefined && !(Number.isInteger(limit) && limit >= 1 && limit <= this.#spec.klinesMaxLimit)) {
+      throw new InvalidArgumentError(`limit must be an integer in 1..${this.#spec.klinesMaxLimit} on ${this.market}, got ${limit}`);
+    }
+    for (const [name, value] of [['startTime', startTime], ['endTime', endTime]] as const) {
+      if (value !== undefined && !(Number.isSafeInteger(value) && value >= 0)) {
+        throw new InvalidArgumentError(`${name} must be epoch ms, got ${value}`);
+      }
+    }
+    const query = new URLSearchParams({ symbol, interval });
+    if (startTime !== undefined) query.set('startTime', String(startTime));
+    if (endTime !== undefined) query.set('endTime', String(endTime));
+    if (limit !== undefined) query.set('limit', String(limit));
+    const weight = this.#spec.klinesWeight(limit ?? this.#spec.klinesDefaultLimit);
+    return this.#call(this.#spec.paths.klines, query.toString(), weight, options, parseKlines);
+  }
+
+  /**
+   * The candles with open times in [from, to], page by page, using the pages of least weight
+   * (CM newest page first). Each page's rows are oldest first. `to` is clipped to the exchange's
+   * current candle so no weight is spent on candles that cannot exist yet. Back-fill priority
+   * unless told otherwise.
+   *
+   * @example
+   * ```ts
+   * for await (const rows of client.klinePages('BTCUSDT', '1m', from, to)) store.write(rows);
+   * ```
+   */
+  async *klinePages(symbol: string, interval: Interval, from: number, to: number, options: RequestOptions = {}): AsyncGenerator<RawKline[]> {
+    const pages = planKlinePages({
+      market: this.market,
+      interval,
+      from,
+      to: Math.min(to, openTimeOf(interval, this.clock.now())),
+    });
+    const requestOptions: RequestOptions = { priority: 'backfill', ...options };
+    for (const page of pages) {
+      yield await this.klines({ symbol, interval, startTime: page.startTime, endTime: page.endTime, limit: page.limit }, requestOptions);
+    }
+  }
+
+  /**
+   * Every candle with an open time in [from, to], oldest first, de-duplicated on open time.
+   *
+   * @example
+   * ```ts
+   * const day = await client.klinesRange('BTCUSDT', '1m', Date.parse('2024-01-24'), Date.parse('2024-01-25') - 1);
+   * ```
+   */
+  async klinesRange(symbol: string, interval: Interval, from: number, to: number, options: RequestOptions = {}): Promise<RawKline[]> {
+    const byOpenTime = new Map<number, RawKline>();
+    for await (const rows of this.klinePages(symbol, interval, from, to, options)) {
+      for (const row of rows) if (row[0] >= from && row[0] <= to) byOpenTime.set(row[0], row);
+    }
+    return [...byOpenTime.values()].sort((a, b) => a[0] - b[0]);
+  }
+
+  /** Cancels everything in progress (ClosedError) and releases the connections. Idempotent. */
+  close(): Promise<void> {
+    if (this.#closed === undefined) {
+      this.#closing.abort(new ClosedError(`${this.market} REST client`));
+      this.#closed = this.#pool?.close() ?? Promise.resolve();
+    }
+    return this.#closed;
+  }
+
+  async #call<T>(
+    path: string,
+    query: string,
+    weight: number,
+    options: RequestOptions,
+    parse: (body: unknown, ref: EndpointRef) => T,
+  ): Promise<T> {
+    const ref: EndpointRef = { market: this.market, endpoint: path };
+    const what = `${this.market} ${path} request`;
+    if (this.#closing.signal.aborted) throw new ClosedError(`${this.market} REST client`);
+    const signal = options.signal === undefined ? this.#closing.signal : AbortSignal.any([options.signal, this.#closing.signal]);
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        await this.governor.acquire(weight, {
+          signal,
+          priority: options.priority ?? 'live',
+          ...(options.waitForBan === undefined ? {} : { waitForBan: options.waitForBan }),
+        });
+      } catch (error) {
+        throw this.#aborted(error, what);
+      }
+      const result = await this.#attempt(path, query, ref, attempt, options.signal, parse);
+      if (result.ok) return result.value;
+      if (!result.retriable || attempt >= this.#retries) throw result.error;
+      // A 429 has already paused the governor, so the next acquire waits; other failures back off here.
+      const delay = result.error instanceof RateLimitError ? 0 : (result.retryAfterMs ?? backoffDelay(attempt, this.#backoff));
+      this.#logger.warn({ err: result.error, attempt, delayMs: delay }, 'retrying');
+      if (delay > 0) {
+        try {
+          await sleep(delay, signal, what);
+        } catch (error) {
+          throw this.#aborted(error, what);
+        }
+      }
+    }
+  }
+
+  /** Turns an abort into ClosedError when the client is closing, AbortedError otherwise. */
+  #aborted(error: unknown, what: string): unknown {
+    if (error instanceof AbortedError && this.#closing.signal.aborted) return new ClosedError(`${this.market} REST client`);
+    if (error instanceof AbortedError) return new AbortedError(what, { cause: error.cause });
+    return error;
+  }
+
+  async #attempt<T>(
+    path: string,
+    query: string,
+    ref: EndpointRef,
+    attempt: number,
+    callerSignal: AbortSignal | undefined,
+    parse: (body: unknown, ref: EndpointRef) => T,
+  ): Promise<Attempt<T>> {
+    const url = new URL(this.#baseUrl.pathname.replace(/\/$/, '') + path, this.#baseUrl);
+    url.search = query;
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(), this.#timeoutMs);
+    const signals = [timeout.signal, this.#closing.signal];
+    if (callerSignal !== undefined) signals.push(callerSignal);
+    try {
+      const response = await request(url, {
+        method: 'GET',
+        dispatcher: this.#dispatcher,
+        signal: AbortSignal.any(signals),
+        headersTimeout: this.#timeoutMs,
+        bodyTimeout: this.#timeoutMs,
+      });
+      const text = await response.body.text();
+      const used = Number(header(response.headers, 'x-mbx-used-weight-1m'));
+      if (Number.isFinite(used)) this.governor.observe(used, this.clock.now());
+      if (response.statusCode >= 200 && response.statusCode < 300) {
+        return { ok: true, value: parse(parseJson(text, ref), ref) };
+      }
+      return this.#failure(response.statusCode, response.headers, text, ref, attempt);
+    } catch (error) {
+      if (error instanceof CandleServerError) return { ok: false, error, retriable: false };
+      if (callerSignal?.aborted) {
+        return { ok: false, error: new AbortedError(`${ref.market} ${ref.endpoint} request`, { cause: error }), retriable: false };
+      }
+      if (this.#closing.signal.aborted) return { ok: false, error: new ClosedError(`${this.market} REST client`), retriable: false };
+      if (timeout.signal.aborted || UNDICI_TIMEOUT_CODES.has((error as { code?: string }).code ?? '')) {
+        return { ok: false, error: new TimeoutError(ref, this.#timeoutMs, { cause: error }), retriable: true };
+      }
+      return { ok: false, error: new NetworkError(ref, { cause: error }), retriable: true };
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  #failure(status: number, headers: Headers, text: string, ref: EndpointRef, attempt: number): Attempt<never> {
+    const { code, msg } = errorBody(text);
+    const retryAfterHeader = parseRetryAfter(header(headers, 'retry-after'), Date.now());
+    if (status === 429 || status === 418) {
+      const now = this.clock.now();
+      const bannedUntil = msg === undefined ? undefined : BANNED_UNTIL.exec(msg)?.[1];
+      let retryAfterMs: number;
+      if (retryAfterHeader !== undefined) retryAfterMs = retryAfterHeader;
+      else if (bannedUntil !== undefined) retryAfterMs = Math.max(0, Number(bannedUntil) - now);
+      else retryAfterMs = status === 418 ? DEFAULT_BAN_MS : backoffDelay(attempt, this.#backoff);
+      const until = now + retryAfterMs;
+      this.governor.pause(until, status === 418 ? '418' : '429');
+      const error = new RateLimitError({ ...ref, status, binanceCode: code, binanceMessage: msg, retryAfterMs, until });
+      this.#logger.warn({ err: error }, status === 418 ? 'IP banned' : 'rate limited');
+      return { ok: false, error, retriable: status === 429 };
+    }
+    const error = new ExchangeError({ ...ref, status, binanceCode: code, binanceMessage: msg });
+    const retriable = status >= 500;
+    return retriable && retryAfterHeader !== undefined
+      ? { ok: false, error, retriable, retryAfterMs: retryAfterHeader }
+      : { ok: false, error, retriable };
+  }
+}
+
+type Headers = Record<string, string | string[] | undefined>;
+
+/** A header's value whatever the case of its name (undici lower-cases, other dispatchers may not). */
+function header(headers: Headers, name: string): string | undefined {
+  const direct = headers[name];
+  const value = direct ?? Object.entries(headers).find(([key]) => key.toLowerCase() === name)?.[1];
+  return Array.isArray(value) ? value[0] : value;
+}
+
+/** Retry-After in ms: delta seconds or an HTTP date; undefined when absent or unreadable. */
+export function parseRetryAfter(value: string | undefined, localNow: number): number | undefined {
+  if (value === undefined || value.trim() === '') return undefined;
+  const trimmed = value.trim();
+  if (/^\d+(\.\d+)?$/.test(trimmed)) return Math.round(Number(trimmed) * 1000);
+  const date = Date.parse(trimmed);
+  return Number.isNaN(date) ? undefined : Math.max(0, date - localNow);
+}
+
+function errorBody(text: string): { code: number | undefined; msg: string | undefined } {
+  try {
+    const body: unknown = JSON.parse(text);
+    if (typeof body === 'object' && body !== null) {
+      const { code, msg } = body as { code?: unknown; msg?: unknown };
+      return { code: typeof code === 'number' ? code : undefined, msg: typeof msg === 'string' ? msg : undefined };
+    }
+  } catch {
+    // Not JSON (a proxy's HTML page, an empty body): the status alone has to do.
+  }
+  return { code: undefined, msg: text.trim() === '' ? undefined : text.trim().slice(0, 200) };
+}
+
+function parseJson(text: string, ref: EndpointRef): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new MalformedResponseError(ref, `expected JSON, got ${JSON.stringify(text.slice(0, 80))}`, { cause: error });
+  }
+}
+
+function parseWith<S extends z.ZodType>(schema: S, body: unknown, ref: EndpointRef): z.infer<S> {
+  const result = schema.safeParse(body);
+  if (!result.success) {
+    const issue = result.error.issues[0];
+    const where = issue === undefined ? '' : `${issue.path.join('.') || '(root)'}: `;
+    throw new MalformedResponseError(ref, `${where}${issue?.message ?? 'unexpected shape'}`, { cause: result.error });
+  }
+  return result.data;
+}
+
+function parseKlines(body: unknown, ref: EndpointRef): RawKline[] {
+  if (!Array.isArray(body)) {
+    throw new MalformedResponseError(ref, `expected an array of klines, got ${body === null ? 'null' : typeof body}`);
+  }
+  for (let i = 0; i < body.length; i += 1) {
+    const problem = describeKlineProblem(body[i]);
+    if (problem !== undefined) throw new MalformedResponseError(ref, `row ${i}: ${problem}`);
+  }
+  return body as RawKline[];
+}

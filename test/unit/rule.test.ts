@@ -1,0 +1,260 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigError } from '../../src/errors.js';
+import {
+  DEFAULT_RULE,
+  downloadTimeOf,
+  loadCandleRule,
+  parseCandleRule,
+  resolveEndpoints,
+} from '../../src/rule.js';
+
+/** The error parseCandleRule throws for `input`, failing the test if it does not throw. */
+function configErrorOf(input: unknown): ConfigError {
+  try {
+    parseCandleRule(input);
+  } catch (error) {
+    if (error instanceof ConfigError) return error;
+    throw error;
+  }
+  throw new Error(`expected ${JSON.stringify(input)} to be rejected`);
+}
+
+async function loadErrorOf(options: Parameters<typeof loadCandleRule>[0]): Promise<ConfigError> {
+  const error: unknown = await loadCandleRule(options).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (error instanceof ConfigError) return error;
+  throw new Error(`expected a ConfigError, got ${String(error)}`);
+}
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'candle-rule-'));
+});
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true });
+});
+
+async function ruleFile(name: string, content: string): Promise<string> {
+  const file = join(dir, name);
+  await writeFile(file, content);
+  return file;
+}
+
+describe('CandleRule defaults', () => {
+  it("equal the original's table", () => {
+    expect(DEFAULT_RULE).toMatchObject({
+      SERVER_WEIGHT: 0.75,
+      SYMBOLS: 'all',
+      SYMBOLS_FILTER: [],
+      SYMBOL_CONTAINS: '',
+      SYMBOL_ENDSWITH: '',
+      BAR: '1m',
+      TIMEZONE: 'America/New_York',
+      CANDLE_DIR: './candles',
+      DOWNLOAD_TIME: '00:10:00',
+      LENGTH: 2880,
+      UPDATE_INTERVAL_SECONDS: 3,
+      CACHE_DELAY_SECONDS: 3600,
+      CACHE_DIR: './BINANCE_CACHE',
+      LOCAL_CANDLE_DAYS: 2,
+    });
+  });
+
+  it("add candle-server's own fields with safe defaults", () => {
+    expect(DEFAULT_RULE).toMatchObject({ MARKET: 'SPOT', USE_ARCHIVES: true, UPDATE_MODE: 'websocket', LOG_LEVEL: 'info' });
+    expect(DEFAULT_RULE.REST_BASE_URL).toBeUndefined();
+    expect(resolveEndpoints(DEFAULT_RULE)).toEqual({
+      rest: 'https://api.binance.com',
+      ws: 'wss://stream.binance.com:9443',
+      archive: 'https://data.binance.vision',
+    });
+  });
+
+  it('are frozen, lists included', () => {
+    const rule = parseCandleRule({ SYMBOLS: ['BTCUSDT'] });
+    expect(Object.isFrozen(rule)).toBe(true);
+    expect(Object.isFrozen(rule.SYMBOLS)).toBe(true);
+    expect(Object.isFrozen(rule.SYMBOLS_FILTER)).toBe(true);
+  });
+});
+
+describe('parseCandleRule', () => {
+  it('keeps valid values and fills the rest with defaults', () => {
+    const rule = parseCandleRule({ MARKET: 'UM', BAR: '5m', SYMBOLS: ['BTCUSDT', 'ETHUSDT'], DOWNLOAD_TIME: null, CACHE_DELAY_SECONDS: null });
+    expect(rule).toMatchObject({ MARKET: 'UM', BAR: '5m', SYMBOLS: ['BTCUSDT', 'ETHUSDT'], DOWNLOAD_TIME: null, CACHE_DELAY_SECONDS: null, LENGTH: 2880 });
+  });
+
+  it.each([
+    ['BAR', '2m', 'expected one of 1s, 1m, 3m'],
+    ['TIMEZONE', 'Mars/Base', 'IANA time zone'],
+    ['TIMEZONE', '../etc', 'IANA time zone'],
+    ['DOWNLOAD_TIME', '25:00', "'HH:MM' or 'HH:MM:SS'"],
+    ['DOWNLOAD_TIME', '12:60', "'HH:MM' or 'HH:MM:SS'"],
+    ['SERVER_WEIGHT', 1.5, 'greater than 0 and at most 1'],
+    ['SERVER_WEIGHT', 0, 'greater than 0 and at most 1'],
+    ['LENGTH', 0, 'integer from 1'],
+    ['LENGTH', 10.5, 'integer from 1'],
+    ['LENGTH', 10_000_000, 'integer from 1'],
+    ['UPDATE_INTERVAL_SECONDS', 0, 'greater than 0'],
+    ['CACHE_DELAY_SECONDS', -1, 'greater than 0, or null'],
+    ['LOCAL_CANDLE_DAYS', -1, 'integer from 0'],
+    ['SYMBOL_ENDSWITH', 'US/DT', "'' or upper-case symbol characters"],
+    ['MARKET', 'FUTURES', 'expected one of SPOT, UM, CM'],
+    ['REST_BASE_URL', 'ftp://example.test', 'http:// or https://'],
+    ['WS_BASE_URL', 'http://127.0.0.1:1', 'ws:// or wss://'],
+    ['UPDATE_MODE', 'poll', 'websocket, rest'],
+    ['LOG_LEVEL', 'verbose', 'fatal, error'],
+    ['USE_ARCHIVES', 'yes', 'true or false'],
+  ])('rejects %s %j, naming the field and the value received', (field, value, expected) => {
+    const error = configErrorOf({ [field]: value });
+    expect(error.code).toBe('INVALID_CONFIG');
+    expect(error.issues).toHaveLength(1);
+    expect(error.issues[0]).toMatchObject({ path: field, received: value });
+    expect(error.message).toContain(`${field}: `);
+    expect(error.message).toContain(expected);
+    expect(error.message).toContain(`(received ${JSON.stringify(value)})`);
+  });
+
+  it('refuses 1s outside SPOT, naming the market and the bar', () => {
+    expect(parseCandleRule({ BAR: '1s' }).BAR).toBe('1s');
+    const error = configErrorOf({ MARKET: 'CM', BAR: '1s' });
+    expect(error.message).toContain('BAR: 1s is offered on SPOT only; expected one of 1m,');
+    expect(error.message).toContain('on CM (received "1s")');
+  });
+
+  it('lists every problem at once', () => {
+    const error = configErrorOf({ BAR: '2m', TIMEZONE: 'Mars/Base', DOWNLOAD_TIME: '25:00', SERVER_WEIGHT: 1.5, LENGTH: 0 });
+    expect(error.issues.map((i) => i.path).sort()).toEqual(['BAR', 'DOWNLOAD_TIME', 'LENGTH', 'SERVER_WEIGHT', 'TIMEZONE']);
+    for (const received of ['"2m"', '"Mars/Base"', '"25:00"', '1.5', '0']) expect(error.message).toContain(`(received ${received})`);
+  });
+
+  it.each(['../x', 'a/b', '..', 'BTC USDT', ''])('refuses the path-escaping symbol %j in SYMBOLS and SYMBOLS_FILTER', (bad) => {
+    const error = configErrorOf({ SYMBOLS: ['BTCUSDT', bad], SYMBOLS_FILTER: [bad] });
+    expect(error.issues).toEqual([
+      { path: 'SYMBOLS[1]', received: bad, message: 'expected a Binance symbol (A-Z, 0-9, _)' },
+      { path: 'SYMBOLS_FILTER[0]', received: bad, message: 'expected a Binance symbol (A-Z, 0-9, _)' },
+    ]);
+  });
+
+  it('refuses lower-case symbols with a hint rather than changing them', () => {
+    const error = configErrorOf({ SYMBOLS: ['btcusdt'], SYMBOL_CONTAINS: 'usd' });
+    expect(error.message).toContain('SYMBOLS[0]: expected a Binance symbol (A-Z, 0-9, _); did you mean "BTCUSDT"? (received "btcusdt")');
+    expect(error.message).toContain('SYMBOL_CONTAINS: expected \'\' or upper-case symbol characters (A-Z, 0-9, _); did you mean "USD"?');
+  });
+
+  it('refuses an empty list, a duplicate and anything but a list or all', () => {
+    expect(configErrorOf({ SYMBOLS: [] }).issues[0]?.path).toBe('SYMBOLS');
+    expect(configErrorOf({ SYMBOLS: ['BTCUSDT', 'BTCUSDT'] }).message).toContain('SYMBOLS[1]: expected unique symbols; BTCUSDT is listed twice');
+    expect(configErrorOf({ SYMBOLS: 'BTCUSDT' }).issues[0]).toMatchObject({ path: 'SYMBOLS', received: 'BTCUSDT' });
+  });
+
+  it('rejects an unknown key by name and suggests the field meant', () => {
+    const error = configErrorOf({ LENGHT: 100, bar: '1m', SOMETHING_ELSE: 1 });
+    expect(error.issues.map((i) => i.path).sort()).toEqual(['LENGHT', 'SOMETHING_ELSE', 'bar']);
+    expect(error.message).toContain('LENGHT: unknown setting; did you mean LENGTH? (received 100)');
+    expect(error.message).toContain('bar: unknown setting; did you mean BAR?');
+    expect(error.message).toContain('SOMETHING_ELSE: unknown setting (received 1)');
+  });
+
+  it('rejects input that is not an object', () => {
+    expect(configErrorOf(['BTCUSDT']).issues[0]).toMatchObject({ path: '', received: ['BTCUSDT'] });
+  });
+
+  it('normalises URLs and time-zone case', () => {
+    const rule = parseCandleRule({ MARKET: 'UM', REST_BASE_URL: 'http://127.0.0.1:8080/', TIMEZONE: 'europe/london' });
+    expect(resolveEndpoints(rule)).toEqual({
+      rest: 'http://127.0.0.1:8080',
+      ws: 'wss://fstream.binance.com',
+      archive: 'https://data.binance.vision',
+    });
+    expect(rule.TIMEZONE).toBe('Europe/London');
+  });
+
+  it('splits DOWNLOAD_TIME into numbers', () => {
+    expect(downloadTimeOf(parseCandleRule({ DOWNLOAD_TIME: '23:59:59' }))).toEqual({ hours: 23, minutes: 59, seconds: 59 });
+    expect(downloadTimeOf(parseCandleRule({ DOWNLOAD_TIME: '00:10' }))).toEqual({ hours: 0, minutes: 10, seconds: 0 });
+    expect(downloadTimeOf(parseCandleRule({ DOWNLOAD_TIME: null }))).toBeUndefined();
+  });
+});
+
+describe('loadCandleRule', () => {
+  it.each(['spot', 'um', 'cm'])('parses the shipped config/%s.json', async (name) => {
+    const rule = await loadCandleRule({ file: `config/${name}.json` });
+    expect(rule.MARKET).toBe(name.toUpperCase());
+    expect(rule.CACHE_DIR).toBe('./cache');
+    expect(rule.CANDLE_DIR).toBe('./candles');
+  });
+
+  it('lets the environment override the file, and code override both', async () => {
+    const file = await ruleFile('layers.json', JSON.stringify({ MARKET: 'UM', BAR: '1h', LENGTH: 100, SYMBOLS: ['BTCUSDT'] }));
+    const env = {
+      CANDLE_SERVER_BAR: '5m',
+      CANDLE_SERVER_LENGTH: '200',
+      CANDLE_SERVER_SYMBOLS: 'ETHUSDT, SOLUSDT',
+      CANDLE_SERVER_DOWNLOAD_TIME: 'none',
+      CANDLE_SERVER_CACHE_DELAY_SECONDS: 'null',
+      CANDLE_SERVER_USE_ARCHIVES: 'false',
+      CANDLE_SERVER_SYMBOLS_FILTER: '',
+      UNRELATED: 'x',
+    };
+    const fromEnv = await loadCandleRule({ file, env });
+    expect(fromEnv).toMatchObject({
+      MARKET: 'UM',
+      BAR: '5m',
+      LENGTH: 200,
+      SYMBOLS: ['ETHUSDT', 'SOLUSDT'],
+      DOWNLOAD_TIME: null,
+      CACHE_DELAY_SECONDS: null,
+      USE_ARCHIVES: false,
+      SYMBOLS_FILTER: [],
+    });
+
+    const fromCode = await loadCandleRule({ file, env, rule: { LENGTH: 300, SYMBOLS: 'all' } });
+    expect(fromCode).toMatchObject({ BAR: '5m', LENGTH: 300, SYMBOLS: 'all' });
+  });
+
+  it('takes the file from CANDLE_SERVER_CONFIG when no file is given', async () => {
+    const file = await ruleFile('from-env.json', JSON.stringify({ MARKET: 'CM' }));
+    expect((await loadCandleRule({ env: { CANDLE_SERVER_CONFIG: file } })).MARKET).toBe('CM');
+  });
+
+  it('says which layer a bad value came from', async () => {
+    const file = await ruleFile('bad.json', JSON.stringify({ LENGTH: 0 }));
+    const error = await loadErrorOf({ file, env: { CANDLE_SERVER_BAR: '2m', CANDLE_SERVER_SERVER_WEIGHT: 'lots' } });
+    expect(error.message).toContain(`LENGTH: expected an integer from 1 to 100000 [from ${file}] (received 0)`);
+    expect(error.message).toContain('BAR: expected one of 1s, 1m');
+    expect(error.message).toContain('[from CANDLE_SERVER_BAR] (received "2m")');
+    expect(error.message).toContain('SERVER_WEIGHT: expected a number greater than 0 and at most 1 [from CANDLE_SERVER_SERVER_WEIGHT] (received "lots")');
+  });
+
+  it('rejects an unknown CANDLE_SERVER_ variable by name', async () => {
+    const error = await loadErrorOf({ env: { CANDLE_SERVER_LENGHT: '10' } });
+    expect(error.issues).toEqual([
+      { path: 'CANDLE_SERVER_LENGHT', received: '10', message: 'unknown environment variable; did you mean LENGTH?' },
+    ]);
+  });
+
+  it('names the file and the position of a JSON syntax error', async () => {
+    const file = await ruleFile('broken.json', '{\n  "BAR": "1m",\n  "LENGTH": 10,\n}\n');
+    const error = await loadErrorOf({ file });
+    expect(error.message).toContain(file);
+    expect(error.message).toMatch(/line 4 column 1/);
+  });
+
+  it('names a missing file', async () => {
+    const missing = join(dir, 'missing.json');
+    const error = await loadErrorOf({ file: missing });
+    expect(error.message).toContain(missing);
+    expect(error.message).toContain('ENOENT');
+  });
+
+  it('refuses a file whose top level is not an object', async () => {
+    const file = await ruleFile('list.json', '["BTCUSDT"]');
+    expect((await loadErrorOf({ file })).message).toContain('expected a JSON object of CandleRule fields');
+  });
+});

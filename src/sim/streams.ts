@@ -91,6 +91,8 @@ class Connection {
   pingSeq = 0;
   /** When the oldest unanswered ping was sent, or undefined when every ping has its pong. */
   unansweredSince: number | undefined;
+  /** Set once the server has begun closing it: its deadlines no longer count. */
+  isEnding = false;
 
   constructor(ws: WebSocket, isCombined: boolean, isRouted: boolean, openedAt: number, maxIncomingPerSecond: number) {
     this.ws = ws;
@@ -231,7 +233,7 @@ export class KlineStreamServer {
 
   /** Cuts every connection at once, without a close handshake (the "connection dropped" fault). */
   dropAll(): void {
-    for (const connection of this.#connections) connection.ws.terminate();
+    for (const connection of this.#connections) this.#end(connection);
   }
 
   /** Sends the `serverShutdown` event on every connection, then closes each one. */
@@ -239,7 +241,7 @@ export class KlineStreamServer {
     const now = this.#world.now();
     for (const connection of this.#connections) {
       this.#send(connection, serverShutdownJson(connection.isCombined, now));
-      connection.ws.close(CLOSE_GOING_AWAY, 'server shutdown');
+      this.#end(connection, CLOSE_GOING_AWAY, 'server shutdown');
     }
   }
 
@@ -255,7 +257,7 @@ export class KlineStreamServer {
       (connection) =>
         new Promise<void>((resolve) => {
           connection.ws.once('close', () => resolve());
-          connection.ws.close(CLOSE_GOING_AWAY, 'server closing');
+          this.#end(connection, CLOSE_GOING_AWAY, 'server closing');
         }),
     );
     let graceTimer: NodeJS.Timeout | undefined;
@@ -264,7 +266,7 @@ export class KlineStreamServer {
     });
     await Promise.race([Promise.all(closed), grace]);
     clearTimeout(graceTimer);
-    for (const connection of this.#connections) connection.ws.terminate();
+    for (const connection of this.#connections) this.#end(connection);
     await Promise.all(closed);
     await new Promise<void>((resolve) => this.#wss.close(() => resolve()));
     this.#disarm();
@@ -296,10 +298,17 @@ export class KlineStreamServer {
     this.#stats.messagesReceived += 1;
     if (connection.admitMessage(performance.now())) return true;
     this.#log.debug('connection over the incoming message limit: closing it');
-    connection.ws.close(CLOSE_POLICY, 'Too many requests');
+    this.#end(connection, CLOSE_POLICY, 'Too many requests');
     // A flooding client may never answer the close frame: do not wait for it.
-    connection.ws.terminate();
+    this.#end(connection);
     return false;
+  }
+
+  /** Ends a connection: with a close frame when `code` is given, else by cutting the socket. */
+  #end(connection: Connection, code?: number, reason?: string): void {
+    connection.isEnding = true;
+    if (code === undefined) connection.ws.terminate();
+    else connection.ws.close(code, reason);
   }
 
   #forget(connection: Connection): void {
@@ -384,7 +393,7 @@ export class KlineStreamServer {
     if (ws.readyState !== ws.OPEN) return;
     if (ws.bufferedAmount > MAX_BUFFERED_BYTES) {
       this.#log.debug('connection too slow to keep up: dropping it');
-      ws.terminate();
+      this.#end(connection);
       return;
     }
     ws.send(text, { binary: false });
@@ -449,11 +458,12 @@ export class KlineStreamServer {
   /** Closes connections past their pong deadline or lifetime. */
   #expire(now: number): void {
     for (const connection of this.#connections) {
+      if (connection.isEnding) continue;
       if (connection.unansweredSince !== undefined && now - connection.unansweredSince >= this.#pongTimeoutMs) {
         this.#log.debug('no pong in time: dropping the connection');
-        connection.ws.terminate();
+        this.#end(connection);
       } else if (now - connection.openedAt >= this.#maxLifetimeMs) {
-        connection.ws.close(CLOSE_NORMAL, 'connection lifetime reached');
+        this.#end(connection, CLOSE_NORMAL, 'connection lifetime reached');
       }
     }
   }
@@ -485,6 +495,7 @@ export class KlineStreamServer {
     let next = this.#nextPingAt;
     for (const group of this.#groups.values()) next = Math.min(next, group.nextAt);
     for (const connection of this.#connections) {
+      if (connection.isEnding) continue;
       next = Math.min(next, connection.openedAt + this.#maxLifetimeMs);
       if (connection.unansweredSince !== undefined) next = Math.min(next, connection.unansweredSince + this.#pongTimeoutMs);
     }

@@ -24,7 +24,7 @@ import { unzipSync } from 'fflate';
 import { CorruptFileError, InvalidArgumentError } from '../errors.js';
 import type { RawKline } from '../exchange/kline.js';
 import { MARKETS, type Interval, type MarketType } from '../exchange/markets.js';
-import { describeDayRowsProblem, parseCsvRow } from './daily-file.js';
+import { decodeUtf8, describeDayRowsProblem, parseCsvRow } from './daily-file.js';
 import { assertDay, assertSymbol, expectedOpenTimes, localDayBounds } from './daily-layout.js';
 
 /** Intervals that have daily archive files (longer bars only have monthly files). */
@@ -158,16 +158,9 @@ export function readArchiveRows(zipBytes: Uint8Array, name: string): RawKline[] 
   if (!member) {
     throw new CorruptFileError(name, `holds ${JSON.stringify(Object.keys(files))}, expected ${JSON.stringify(csvName)}`);
   }
-  let text: string;
-  try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(member);
-  } catch (error) {
-    throw new CorruptFileError(name, 'holds a CSV that is not valid UTF-8', { cause: error });
-  }
-
-  const lines = text.split(/\r?\n/);
-  const rows: RawKline[] = [];
   const where = `${name} (${csvName})`;
+  const lines = decodeUtf8(member, where).split(/\r?\n/);
+  const rows: RawKline[] = [];
   let previous = -Infinity;
   for (let index = 0; index < lines.length; index += 1) {
     const line = lines[index]!;

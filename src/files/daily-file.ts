@@ -259,16 +259,11 @@ function sha256Hex(bytes: Uint8Array): string {
  */
 export async function readManifest(folder: string): Promise<DailyManifest | undefined> {
   const file = join(folder, MANIFEST_NAME);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    if (isErrno(error, 'ENOENT')) return undefined;
-    throw error;
-  }
+  const bytes = await readIfExists(file);
+  if (bytes === undefined) return undefined;
   let json: unknown;
   try {
-    json = JSON.parse(text);
+    json = JSON.parse(decodeUtf8(bytes, file));
   } catch (error) {
     throw new CorruptFileError(file, 'is not valid JSON', { cause: error });
   }
@@ -413,13 +408,8 @@ export async function verifyDailyFile(path: string, key: DailyFileKey): Promise<
   const expected = expectedTimes.length;
   const allMissing = gapsOf(expectedTimes, bar);
 
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(path);
-  } catch (error) {
-    if (isErrno(error, 'ENOENT')) return { status: 'missing', rows: 0, expected, gaps: allMissing };
-    throw error;
-  }
+  const bytes = await readIfExists(path);
+  if (bytes === undefined) return { status: 'missing', rows: 0, expected, gaps: allMissing };
   const corrupt = (problem: string, rows = 0): DailyFileReport => ({ status: 'corrupt', rows, expected, gaps: allMissing, problem });
 
   let rows: RawKline[];
@@ -465,7 +455,24 @@ function sameGaps(a: readonly CandleGap[], b: readonly CandleGap[]): boolean {
   return a.length === b.length && a.every((gap, i) => gap.from === b[i]!.from && gap.to === b[i]!.to && gap.candles === b[i]!.candles);
 }
 
-function decodeUtf8(bytes: Uint8Array, file: string): string {
+async function readIfExists(path: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(path);
+  } catch (error) {
+    if (isErrno(error, 'ENOENT')) return undefined;
+    throw error;
+  }
+}
+
+/**
+ * Decodes UTF-8 text, throwing CorruptFileError naming `file` on invalid bytes.
+ *
+ * @example
+ * ```ts
+ * decodeUtf8(await readFile(path), path);
+ * ```
+ */
+export function decodeUtf8(bytes: Uint8Array, file: string): string {
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
   } catch (error) {
@@ -485,13 +492,8 @@ function decodeUtf8(bytes: Uint8Array, file: string): string {
  * ```
  */
 export async function readDailyFile(path: string, key?: Pick<DailyFileKey, 'timezone' | 'bar' | 'day'>): Promise<RawKline[] | undefined> {
-  let bytes: Buffer;
-  try {
-    bytes = await readFile(path);
-  } catch (error) {
-    if (isErrno(error, 'ENOENT')) return undefined;
-    throw error;
-  }
+  const bytes = await readIfExists(path);
+  if (bytes === undefined) return undefined;
   const rows = parseDailyCsv(decodeUtf8(bytes, path), path);
   if (key) {
     const problem = describeDayRowsProblem(rows, localDayBounds(key.day, key.timezone), key.bar);

@@ -1,0 +1,56 @@
+/**
+ * Test helpers around the simulated Binance: start one per test file and close it afterwards,
+ * read JSON with the weight header, load the recorded rows of ../shared/data.
+ *
+ * @example
+ * ```ts
+ * const sim = await startSim({ markets: ['UM'] });
+ * const { status, body, weight } = await getJson(`${sim.urls('UM').rest}/fapi/v1/time`);
+ * await sim.close();
+ * ```
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { request } from 'undici';
+import { SimulatedBinance, type SimulatedBinanceOptions } from '../../src/sim/index.js';
+import type { OhlcvRow } from '../../src/sim/market-data.js';
+
+/** Starts a simulator on loopback (port 0 per market). Close it in `afterAll`/`afterEach`. */
+export function startSim(options: SimulatedBinanceOptions = {}): Promise<SimulatedBinance> {
+  return SimulatedBinance.start(options);
+}
+
+/** A reply read whole: status, parsed JSON body (or the text when not JSON), headers. */
+export interface SimReply {
+  readonly status: number;
+  readonly body: unknown;
+  readonly text: string;
+  readonly headers: Record<string, string | string[] | undefined>;
+  /** `X-MBX-USED-WEIGHT-1M` as a number (NaN when absent). */
+  readonly weight: number;
+}
+
+/** GETs `url` and reads the whole reply. */
+export async function getJson(url: string): Promise<SimReply> {
+  const res = await request(url);
+  const text = await res.body.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // Not JSON: the text is the body (404 pages, malformed-body faults).
+  }
+  return { status: res.statusCode, body, text, headers: res.headers, weight: Number(res.headers['x-mbx-used-weight-1m']) };
+}
+
+/** GETs `url` as bytes. */
+export async function getBytes(url: string): Promise<{ status: number; bytes: Uint8Array }> {
+  const res = await request(url);
+  return { status: res.statusCode, bytes: new Uint8Array(await res.body.arrayBuffer()) };
+}
+
+/** The recorded 1m rows of ../shared/data (13,681 rows, November 2017). */
+export function loadRealRows(): OhlcvRow[] {
+  const file = fileURLToPath(new URL('../../../shared/data/real-1m-ohlcv-2017-11.json', import.meta.url));
+  return JSON.parse(readFileSync(file, 'utf8')) as OhlcvRow[];
+}

@@ -114,7 +114,8 @@ export type ExchangeSymbol = z.infer<typeof exchangeSymbolSchema>;
 export type ExchangeInfo = z.infer<typeof exchangeInfoSchema>;
 
 /**
- * The REQUEST_WEIGHT limit per minute from exchangeInfo `rateLimits`, or undefined when absent.
+ * The REQUEST_WEIGHT limit from exchangeInfo `rateLimits` (the one-minute entry when there are
+ * several), or undefined when absent.
  *
  * @example
  * ```ts
@@ -122,10 +123,9 @@ export type ExchangeInfo = z.infer<typeof exchangeInfoSchema>;
  * ```
  */
 export function requestWeightLimit(info: Pick<ExchangeInfo, 'rateLimits'>): number | undefined {
-  const entry = info.rateLimits.find(
-    (r) => r.rateLimitType === 'REQUEST_WEIGHT' && r.interval === 'MINUTE' && r.intervalNum === 1,
-  );
-  return entry?.limit;
+  const weights = info.rateLimits.filter((r) => r.rateLimitType === 'REQUEST_WEIGHT');
+  const perMinute = weights.find((r) => r.interval === 'MINUTE' && r.intervalNum === 1);
+  return (perMinute ?? weights[0])?.limit;
 }
 
 /** What one HTTP exchange produced, before retry decisions. */
@@ -366,7 +366,7 @@ export class BinanceRestClient {
       });
       const text = await response.body.text();
       const used = Number(header(response.headers, 'x-mbx-used-weight-1m'));
-      if (Number.isFinite(used)) this.governor.observe(used, this.clock.now());
+      if (Number.isFinite(used)) this.governor.observe(used);
       if (response.statusCode >= 200 && response.statusCode < 300) {
         return { ok: true, value: parse(parseJson(text, ref), ref) };
       }
@@ -397,7 +397,7 @@ export class BinanceRestClient {
       else if (bannedUntil !== undefined) retryAfterMs = Math.max(0, Number(bannedUntil) - now);
       else retryAfterMs = status === 418 ? DEFAULT_BAN_MS : backoffDelay(attempt, this.#backoff);
       const until = now + retryAfterMs;
-      this.governor.pause(until, status === 418 ? '418' : '429');
+      this.governor.pauseFor(retryAfterMs, status === 418 ? '418' : '429');
       const error = new RateLimitError({ ...ref, status, binanceCode: code, binanceMessage: msg, retryAfterMs, until });
       this.#logger.warn({ err: error }, status === 418 ? 'IP banned' : 'rate limited');
       return { ok: false, error, retriable: status === 429 };

@@ -238,7 +238,7 @@ export class WeightGovernor {
    * Corrects the count from a reply's `X-MBX-USED-WEIGHT-1M`: the exchange's figure includes
    * everything this IP spent, other processes too, so the higher of the two counts wins.
    */
-  observe(usedWeightHeader: number, replyServerTime: number): void {
+  observe(usedWeightHeader: number, replyServerTime: number = this.#now()): void {
     if (!Number.isFinite(usedWeightHeader) || usedWeightHeader < 0) return;
     this.#roll(replyServerTime);
     if (this.#windowOf(replyServerTime) !== this.#windowStart) return;
@@ -278,6 +278,16 @@ export class WeightGovernor {
     }
     this.#logger.warn({ reason, until: new Date(until).toISOString() }, 'requests paused');
     this.#drain();
+  }
+
+  /**
+   * Pauses for `durationMs` from now on this governor's clock, and returns the end. Clients use it
+   * with Retry-After so that a client clock synced differently cannot shorten the pause.
+   */
+  pauseFor(durationMs: number, reason: '429' | '418'): number {
+    const until = this.#now() + Math.max(0, durationMs);
+    this.pause(until, reason);
+    return until;
   }
 
   /** Fails every waiter with ClosedError and clears the timer. Idempotent. */

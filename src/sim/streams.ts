@@ -79,6 +79,8 @@ const MAX_TIMER_DELAY_MS = 2_147_483_647;
 /** One client connection and what it listens to. */
 class Connection {
   readonly ws: WebSocket;
+  /** The socket under `ws`: corked around a tick so its frames leave in one write. */
+  readonly socket: Duplex;
   readonly openedAt: number;
   readonly isRouted: boolean;
   isCombined: boolean;
@@ -94,8 +96,9 @@ class Connection {
   /** Set once the server has begun closing it: its deadlines no longer count. */
   isEnding = false;
 
-  constructor(ws: WebSocket, isCombined: boolean, isRouted: boolean, openedAt: number, maxIncomingPerSecond: number) {
+  constructor(ws: WebSocket, socket: Duplex, isCombined: boolean, isRouted: boolean, openedAt: number, maxIncomingPerSecond: number) {
     this.ws = ws;
+    this.socket = socket;
     this.isCombined = isCombined;
     this.isRouted = isRouted;
     this.openedAt = openedAt;
@@ -224,7 +227,7 @@ export class KlineStreamServer {
         ws.terminate();
         return;
       }
-      const connection = new Connection(ws, route.isCombined, route.isRouted, performance.now(), this.#maxIncoming);
+      const connection = new Connection(ws, socket, route.isCombined, route.isRouted, performance.now(), this.#maxIncoming);
       this.#accept(connection);
       for (const name of route.streams) this.#subscribe(connection, name);
       this.#arm();
@@ -471,12 +474,20 @@ export class KlineStreamServer {
   #onTimer(): void {
     this.#timer = undefined;
     const now = performance.now();
-    for (const group of this.#groups.values()) {
-      if (group.nextAt > now) continue;
-      this.#push(group);
-      group.nextAt += group.cadenceMs;
-      // After a stall of the event loop, skip the missed pushes rather than bursting them.
-      if (group.nextAt <= now) group.nextAt = now + group.cadenceMs;
+    const due = [...this.#groups.values()].filter((group) => group.nextAt <= now);
+    if (due.length > 0) {
+      // One write per connection per tick instead of one per frame: the syscalls dominate otherwise.
+      for (const connection of this.#connections) connection.socket.cork();
+      try {
+        for (const group of due) this.#push(group);
+      } finally {
+        for (const connection of this.#connections) connection.socket.uncork();
+      }
+      for (const group of due) {
+        group.nextAt += group.cadenceMs;
+        // After a stall of the event loop, skip the missed pushes rather than bursting them.
+        if (group.nextAt <= now) group.nextAt = now + group.cadenceMs;
+      }
     }
     if (this.#nextPingAt <= now) {
       this.#pingAll(now);

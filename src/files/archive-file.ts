@@ -24,8 +24,9 @@ import { unzipSync } from 'fflate';
 import { CorruptFileError, InvalidArgumentError } from '../errors.js';
 import type { RawKline } from '../exchange/kline.js';
 import { MARKETS, type Interval, type MarketType } from '../exchange/markets.js';
+import { assertSymbol } from '../symbols.js';
 import { decodeUtf8, describeDayRowsProblem, parseCsvRow } from './daily-file.js';
-import { assertDay, assertSymbol, expectedOpenTimes, localDayBounds } from './daily-layout.js';
+import { assertDay, expectedOpenTimes, localDayBounds } from './daily-layout.js';
 
 /** Intervals that have daily archive files (longer bars only have monthly files). */
 export const ARCHIVE_DAILY_INTERVALS: readonly Interval[] = [
@@ -44,7 +45,7 @@ export interface ArchiveChecksum {
 }
 
 function assertArchiveArgs(market: MarketType, symbol: string, interval: Interval, utcDate: string): void {
-  assertSymbol(symbol);
+  assertSymbol(symbol, 'symbol');
   assertDay(utcDate);
   if (!MARKETS[market]) throw new InvalidArgumentError(`market ${JSON.stringify(market)} is not SPOT, UM or CM`);
   if (!ARCHIVE_DAILY_INTERVALS.includes(interval) || !MARKETS[market].intervals.includes(interval)) {

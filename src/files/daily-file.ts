@@ -34,8 +34,9 @@ import { CorruptFileError, InvalidArgumentError } from '../errors.js';
 import { closeTimeOf, nextOpenTime, openTimeOf } from '../exchange/intervals.js';
 import { describeKlineProblem, KLINE_COLUMNS, KLINE_WIDTH, type RawKline } from '../exchange/kline.js';
 import type { Interval, MarketType } from '../exchange/markets.js';
+import { assertSymbol } from '../symbols.js';
 import { isErrno, writeFileAtomic } from './atomic-write.js';
-import { assertSymbol, dailyFilePath, expectedOpenTimes, localDayBounds, type DayBounds } from './daily-layout.js';
+import { dailyFilePath, expectedOpenTimes, localDayBounds, type DayBounds } from './daily-layout.js';
 
 /** Name of the per-day-folder manifest. */
 export const MANIFEST_NAME = 'manifest.json';
@@ -403,7 +404,7 @@ function describeGapsProblem(
  */
 export async function verifyDailyFile(path: string, key: DailyFileKey): Promise<DailyFileReport> {
   const { timezone, bar, day, symbol } = key;
-  assertSymbol(symbol);
+  assertSymbol(symbol, 'symbol');
   const expectedTimes = expectedOpenTimes(day, timezone, bar);
   const expected = expectedTimes.length;
   const allMissing = gapsOf(expectedTimes, bar);

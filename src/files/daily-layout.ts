@@ -26,7 +26,8 @@ import { isAbsolute, join, relative, resolve } from 'node:path';
 import { formatInTimeZone, fromZonedTime } from 'date-fns-tz';
 import { InvalidArgumentError } from '../errors.js';
 import { candlesBetween, nextOpenTime, openTimeOf } from '../exchange/intervals.js';
-import { isInterval, isMarketType, SYMBOL_PATTERN, type Interval, type MarketType } from '../exchange/markets.js';
+import { isInterval, isMarketType, type Interval, type MarketType } from '../exchange/markets.js';
+import { assertSymbol } from '../symbols.js';
 
 /** A calendar day written `YYYY-MM-DD`. */
 export const DAY_PATTERN = /^(\d{4})-(\d{2})-(\d{2})$/;
@@ -80,21 +81,6 @@ export function assertTimezone(timezone: string): void {
     }
   }
   throw new InvalidArgumentError(`timezone ${JSON.stringify(timezone)} is not an IANA time zone name (e.g. "America/New_York")`);
-}
-
-/**
- * Throws InvalidArgumentError unless `symbol` is a Binance symbol (A-Z, 0-9, _), which also
- * guarantees it cannot escape a folder when used as a file name.
- *
- * @example
- * ```ts
- * assertSymbol('../x'); // throws
- * ```
- */
-export function assertSymbol(symbol: string): void {
-  if (!SYMBOL_PATTERN.test(symbol)) {
-    throw new InvalidArgumentError(`symbol ${JSON.stringify(symbol)} is not a Binance symbol (A-Z, 0-9, _)`);
-  }
 }
 
 function assertMarketAndBar(market: MarketType, bar: Interval): void {
@@ -151,7 +137,7 @@ export function dailyFilePath(
   day: string,
   symbol: string,
 ): string {
-  assertSymbol(symbol);
+  assertSymbol(symbol, 'symbol');
   const file = join(dailyDayFolder(root, market, timezone, bar, day), `${symbol}.csv`);
   assertInside(root, file);
   return file;

@@ -1,22 +1,9 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket, type ClientOptions } from 'ws';
 import type { MarketType } from '../../src/exchange/markets.js';
-import { KlineStreamServer, type KlineStreamServerOptions } from '../../src/sim/streams.js';
-import { MarketWorld } from '../../src/sim/world.js';
+import { SimulatedBinance, type KlineStreamServer, type MarketWorld, type SimStreamOptions } from '../../src/sim/index.js';
 
 const HOUR = 3_600_000;
-
-/** A world with a few symbols; HALTUSDT is suspended around now, so it has no candles. */
-function makeWorld(): MarketWorld {
-  const world = new MarketWorld({
-    seed: 7,
-    symbols: { SPOT: ['BTCUSDT', 'ETHUSDT', 'HALTUSDT'], UM: ['BTCUSDT'], CM: ['BTCUSD_PERP'] },
-  });
-  world.suspend('SPOT', 'HALTUSDT', world.now() - HOUR, world.now() + HOUR);
-  return world;
-}
 
 interface Harness {
   readonly base: string;
@@ -33,24 +20,19 @@ afterEach(async () => {
   await Promise.all(harnesses.splice(0).map((h) => h.close()));
 });
 
-/** A KlineStreamServer mounted on a loopback HTTP server bound to port 0. */
-async function startStreams(market: MarketType, options: Partial<KlineStreamServerOptions> = {}): Promise<Harness> {
-  const world = makeWorld();
-  const streams = new KlineStreamServer({ market, world, ...options });
-  const server: Server = createServer((_req, res) => res.writeHead(404).end());
-  server.on('upgrade', (req, socket, head) => streams.handleUpgrade(req, socket, head));
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  const harness: Harness = {
-    base: `ws://127.0.0.1:${port}`,
-    world,
+/**
+ * A simulated exchange serving one market, with a few symbols; SPOT HALTUSDT is suspended around
+ * now, so it has no candles.
+ */
+async function startStreams(market: MarketType, streams: SimStreamOptions = {}): Promise<Harness> {
+  const sim = await SimulatedBinance.start({
+    seed: 7,
+    markets: [market],
+    symbols: { SPOT: ['BTCUSDT', 'ETHUSDT', 'HALTUSDT'], UM: ['BTCUSDT'], CM: ['BTCUSD_PERP'] },
     streams,
-    async close() {
-      await streams.close();
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
+  });
+  if (market === 'SPOT') sim.world.suspend('SPOT', 'HALTUSDT', sim.world.now() - HOUR, sim.world.now() + HOUR);
+  const harness: Harness = { base: sim.urls(market).ws, world: sim.world, streams: sim.streams(market), close: () => sim.close() };
   harnesses.push(harness);
   return harness;
 }
@@ -449,6 +431,7 @@ describe('close()', () => {
     const framesAfterClose = h.streams.stats.framesSent;
     await sleep(100);
     expect(h.streams.stats.framesSent).toBe(framesAfterClose);
+    await h.close();
     // Only the sleep above may have created a timer since; it has fired.
     expect(process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length).toBeLessThanOrEqual(timersBefore);
   });

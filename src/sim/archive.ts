@@ -144,6 +144,8 @@ export class ArchiveRoutes {
     if ((isDaily && match[5] === undefined) || (!isDaily && (kind !== 'monthly' || match[5] !== undefined))) return undefined;
     // Daily files exist for intervals up to 1d only.
     if (isDaily && (interval === '1M' || intervalMs(interval) > DAY)) return undefined;
+    // A month of 1s candles (2.6 million rows) is more than a simulator should build on request.
+    if (!isDaily && interval === '1s') return undefined;
     const year = Number(match[3]);
     const month = Number(match[4]) - 1;
     const start = Date.UTC(year, month, isDaily ? Number(match[5]) : 1);

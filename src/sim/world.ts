@@ -70,7 +70,7 @@ export const DEFAULT_SYMBOLS: Readonly<Record<MarketType, readonly string[]>> = 
 
 const DEFAULT_LISTED_AT = Date.UTC(2019, 0, 1);
 // Closed candles cached at most; the oldest tenth is dropped when full.
-const CACHE_LIMIT = 400_000;
+const CACHE_LIMIT = 100_000;
 
 /** Fault switches all off. */
 export function defaultFaults(): SimFaults {

@@ -217,6 +217,9 @@ describe('simulated REST conformance (default limits)', () => {
     expect(umLines[1]?.split(',')[0]).toBe(String(dayStart));
     expect(umLines).toHaveLength(1441);
 
+    const monthly = await getBytes(`${sim.urls('UM').archive}/data/futures/um/monthly/klines/ETHUSDT/1d/ETHUSDT-1d-2025-02.zip`);
+    expect(new TextDecoder().decode(unzipSync(monthly.bytes)['ETHUSDT-1d-2025-02.csv']).trim().split('\n')).toHaveLength(1 + 28);
+
     // Not yet published: the day ended less than archiveDelayMs ago; no such symbol; weight free.
     const today = new Date(now).toISOString().slice(0, 10);
     const yesterday = new Date(now - 86_400_000).toISOString().slice(0, 10);

@@ -20,7 +20,14 @@
 import type { RawKline } from '../exchange/kline.js';
 import { MARKETS, type Interval, type MarketType } from '../exchange/markets.js';
 
-/** A kline stream name split into the exchange symbol (upper case) and the interval. */
+/**
+ * A kline stream name split into the exchange symbol (upper case) and the interval.
+ *
+ * @example
+ * ```ts
+ * const ref: KlineStreamRef = { symbol: 'BTCUSDT', interval: '1m' }; // from 'btcusdt@kline_1m'
+ * ```
+ */
 export interface KlineStreamRef {
   readonly symbol: string;
   readonly interval: Interval;
@@ -48,7 +55,14 @@ export function parseStreamName(name: string, market: MarketType): KlineStreamRe
   return { symbol: (match[1] ?? '').toUpperCase(), interval };
 }
 
-/** Where an upgrade request leads: a connection, or an HTTP refusal. */
+/**
+ * Where an upgrade request leads: a connection, or an HTTP refusal.
+ *
+ * @example
+ * ```ts
+ * const refused: UpgradeRoute = { ok: false, status: 404, message: 'no stream route at "/x"' };
+ * ```
+ */
 export type UpgradeRoute =
   | {
       readonly ok: true;
@@ -101,10 +115,25 @@ export function routeUpgradeUrl(url: string, market: MarketType, maxStreams: num
   return { ok: true, isCombined, isRouted, streams };
 }
 
-/** A request id as Binance accepts it: an integer, a short alphanumeric string, or null. */
+/**
+ * A request id as Binance accepts it: an integer, a short alphanumeric string, or null (the last
+ * two on spot only).
+ *
+ * @example
+ * ```ts
+ * const ids: RequestId[] = [1, 'a7', null];
+ * ```
+ */
 export type RequestId = number | string | null;
 
-/** A live control message, parsed; or the error reply it deserves. */
+/**
+ * A live control message, parsed; or the error reply it deserves.
+ *
+ * @example
+ * ```ts
+ * const message: ControlMessage = { kind: 'SUBSCRIBE', id: 1, streams: ['btcusdt@kline_1m'] };
+ * ```
+ */
 export type ControlMessage =
   | { readonly kind: 'SUBSCRIBE' | 'UNSUBSCRIBE'; readonly id: RequestId; readonly streams: readonly string[] }
   | { readonly kind: 'LIST_SUBSCRIPTIONS'; readonly id: RequestId }

@@ -39,7 +39,14 @@ import {
 } from './stream-protocol.js';
 import type { SimWorld } from './types.js';
 
-/** Options of a `KlineStreamServer`; every limit defaults to the market's (see `MARKETS`). */
+/**
+ * Options of a `KlineStreamServer`; every limit defaults to the market's (see `MARKETS`).
+ *
+ * @example
+ * ```ts
+ * const options: KlineStreamServerOptions = { market: 'SPOT', world, pingIntervalMs: 200, pongTimeoutMs: 600 };
+ * ```
+ */
 export interface KlineStreamServerOptions {
   market: MarketType;
   world: SimWorld;
@@ -56,7 +63,14 @@ export interface KlineStreamServerOptions {
   logger?: Logger;
 }
 
-/** Counters of a `KlineStreamServer`. */
+/**
+ * Counters of a `KlineStreamServer`.
+ *
+ * @example
+ * ```ts
+ * const { connectionsOpen, framesSent } = streams.stats;
+ * ```
+ */
 export interface KlineStreamStats {
   connectionsOpen: number;
   connectionsTotal: number;

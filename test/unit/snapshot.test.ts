@@ -80,6 +80,13 @@ describe('snapshot files', () => {
     expect(objects[4]).toMatchObject({ count: 3 });
   });
 
+  it('round-trips symbol names of 32 characters and more (a longer msgpack string header)', async () => {
+    const long = `${'X'.repeat(35)}_PERP`;
+    const map = sampleMap(8, [long, 'BTCUSDT'], 8);
+    const { file } = await writeSnapshot(dir, map, UM_1M);
+    expectSameRows((await loadSnapshot(file, { ...UM_1M, length: 8 })).map, map);
+  });
+
   it('keeps only the newest rows that fit when LENGTH shrank, and says so', async () => {
     const { file } = await writeSnapshot(dir, sampleMap(10, ['BTCUSDT'], 10), UM_1M);
     const loaded = await loadSnapshot(file, { ...UM_1M, length: 4 });

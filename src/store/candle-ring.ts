@@ -155,22 +155,8 @@ export class CandleRing {
 
   /** Writes one row by open time (see the module comment). */
   upsert(row: CandleRowInput): UpsertResult {
-    const first = row[0];
-    if (typeof first !== 'number') {
-      throw new InvalidArgumentError(`candle row must start with a numeric open time, got ${JSON.stringify(first)}`);
-    }
-    if (typeof row[1] === 'string') {
-      const offset = this.#place(first);
-      if (offset >= 0) writeKlineNumbers(row as RawKline, this.#state.data, offset);
-      return this.#placed;
-    }
-    const numbers = row as ArrayLike<number>;
-    if (numbers.length < W) throw new InvalidArgumentError(`candle row has ${numbers.length} values, expected ${W}`);
-    const offset = this.#place(first);
-    if (offset >= 0) {
-      const data = this.#state.data;
-      for (let c = 0; c < W; c++) data[offset + c] = numbers[c] as number;
-    }
+    const offset = this.#place(openTimeOfRow(row, 'candle row'));
+    if (offset >= 0) writeRow(row, this.#state.data, offset);
     return this.#placed;
   }
 
@@ -365,13 +351,8 @@ export class CandleRing {
     const incoming = new Float64Array(m * W);
     for (let j = 0; j < m; j++) {
       const row = rows[j] as CandleRowInput;
-      const t = row[0];
-      if (typeof t !== 'number' || !Number.isSafeInteger(t) || t < 0) {
-        throw new InvalidArgumentError(`candle row ${j} has open time ${JSON.stringify(t)}: expected a non-negative integer`);
-      }
-      if (typeof row[1] === 'string') writeKlineNumbers(row as RawKline, incoming, j * W);
-      else if (row.length < W) throw new InvalidArgumentError(`candle row ${j} has ${row.length} values, expected ${W}`);
-      else for (let c = 0; c < W; c++) incoming[j * W + c] = (row as ArrayLike<number>)[c] as number;
+      openTimeOfRow(row, `candle row ${j}`);
+      writeRow(row, incoming, j * W);
     }
     const order = Array.from({ length: m }, (_, j) => j).sort(
       (a, b) => (incoming[a * W] as number) - (incoming[b * W] as number) || a - b,
@@ -412,4 +393,25 @@ export class CandleRing {
     for (let r = k - keep; r < k; r++) kept += fromBatch[r] as number;
     return kept;
   }
+}
+
+// Open time of a row after checking its shape, so nothing is placed for a row that cannot be written.
+function openTimeOfRow(row: CandleRowInput, label: string): number {
+  const t = row[0];
+  if (typeof t !== 'number' || !Number.isSafeInteger(t) || t < 0) {
+    throw new InvalidArgumentError(`${label} has open time ${JSON.stringify(t)}: expected a non-negative integer (epoch ms)`);
+  }
+  if (typeof row[1] !== 'string' && row.length < W) {
+    throw new InvalidArgumentError(`${label} has ${row.length} values, expected ${W}`);
+  }
+  return t;
+}
+
+// Writes a REST kline or 12 numbers as float64 values at `offset`.
+function writeRow(row: CandleRowInput, target: Float64Array, offset: number): void {
+  if (typeof row[1] === 'string') {
+    writeKlineNumbers(row as RawKline, target, offset);
+    return;
+  }
+  for (let c = 0; c < W; c++) target[offset + c] = (row as ArrayLike<number>)[c] as number;
 }

@@ -38,7 +38,7 @@ import { describeKlineProblem, type RawKline } from './kline.js';
 import { planKlinePages } from './kline-pages.js';
 import { MARKETS, SYMBOL_PATTERN, type Interval, type MarketSpec, type MarketType } from './markets.js';
 import { ServerClock } from './server-clock.js';
-import type { WeightGovernor, WeightPriority } from './weight-governor.js';
+import type { SettleWeight, WeightGovernor, WeightPriority } from './weight-governor.js';
 
 /** Options of {@link BinanceRestClient}. */
 export interface BinanceRestClientOptions {
@@ -310,8 +310,9 @@ export class BinanceRestClient {
     if (this.#closing.signal.aborted) throw new ClosedError(`${this.market} REST client`);
     const signal = options.signal === undefined ? this.#closing.signal : AbortSignal.any([options.signal, this.#closing.signal]);
     for (let attempt = 0; ; attempt += 1) {
+      let settle: SettleWeight;
       try {
-        await this.governor.acquire(weight, {
+        settle = await this.governor.acquire(weight, {
           signal,
           priority: options.priority ?? 'live',
           ...(options.waitForBan === undefined ? {} : { waitForBan: options.waitForBan }),
@@ -319,7 +320,7 @@ export class BinanceRestClient {
       } catch (error) {
         throw this.#aborted(error, what);
       }
-      const result = await this.#attempt(path, query, ref, attempt, options.signal, parse);
+      const result = await this.#attempt(path, query, ref, attempt, options.signal, parse).finally(settle);
       if (result.ok) return result.value;
       if (!result.retriable || attempt >= this.#retries) throw result.error;
       // A 429 has already paused the governor, so the next acquire waits; other failures back off here.

@@ -7,19 +7,26 @@
  * request waits for the next window; while a 429 pause or a 418 ban is in force nothing is
  * granted. Waiters are served live updates first, back-fill after, each in arrival order.
  *
+ * A request charged in window N may reach the exchange after the window turned and be counted in
+ * N+1. So each grant comes with `settle()`, called when the reply has arrived: a charge not
+ * settled by the end of its window (or settled within the margin before it, to absorb clock
+ * error) is counted in the next window too.
+ *
  * ```
- *   window N                                  window N+1
- *   |-------------------------------|margin|---------------------------------|
- *    charges count in N              charges count in N and again in N+1 (a request charged
- *                                    here may reach the exchange after its window turned)
+ *   window N                                     | window N+1
+ *   |--------------------------------|--margin---|-------------------------------------
+ *    charge ... settle   -> N only                 used starts at the weight of the charges
+ *    charge ........................ settle -> N and N+1      settled late or not at all
+ *    charge ............................................ settle -> N and N+1
  * ```
  *
  * @example
  * ```ts
  * const governor = new WeightGovernor({ name: 'futures', limit: 2400, serverWeight: 0.75 });
- * await governor.acquire(2, { priority: 'live', signal });
- * // ... send the request, then correct from the reply:
- * governor.observe(Number(headers['x-mbx-used-weight-1m']), clock.now());
+ * const settle = await governor.acquire(2, { priority: 'live', signal });
+ * // ... send the request; when the reply arrives, settle and correct from its header:
+ * settle();
+ * governor.observe(Number(headers['x-mbx-used-weight-1m']));
  * ```
  */
 import { AbortedError, BannedError, ClosedError, InvalidArgumentError } from '../errors.js';
@@ -42,8 +49,8 @@ export interface WeightGovernorOptions {
   /** Length of Binance's weight window: 60 000 ms; tests shorten it. */
   readonly windowMs?: number;
   /**
-   * Charges made this close to a window's end also count in the next window, because the request
-   * may reach the exchange after the window turned. Defaults to a tenth of the window, at most 1 s.
+   * Charges settled this close to their window's end also count in the next window, covering the
+   * error of the clock offset. Defaults to a tenth of the window, at most 1 s.
    */
   readonly marginMs?: number;
   /** The exchange's clock (epoch ms): windows are aligned to the exchange's minutes. */
@@ -64,10 +71,23 @@ export interface AcquireOptions {
   readonly waitForBan?: boolean;
 }
 
+/**
+ * Called when the reply to a granted request has arrived, or the request failed: until then its
+ * weight may still be counted by the exchange in the next window.
+ */
+export type SettleWeight = () => void;
+
+// One granted charge that the exchange may count in the window after the one it was made in.
+interface Charge {
+  readonly weight: number;
+  readonly windowEnd: number;
+  settledAt: number | undefined;
+}
+
 interface Waiter {
   readonly weight: number;
   readonly waitForBan: boolean;
-  readonly resolve: () => void;
+  readonly resolve: (settle: SettleWeight) => void;
   readonly reject: (error: Error) => void;
   readonly detach: () => void;
 }
@@ -95,8 +115,8 @@ export class WeightGovernor {
   #limit: number;
   #windowStart = Number.NEGATIVE_INFINITY;
   #used = 0;
-  // Weight charged within the margin before the window's end: carried into the next window.
-  #tail = 0;
+  // Charges of the current window that may yet be counted in the next: unsettled, or settled late.
+  readonly #unsettled = new Set<Charge>();
   #pausedUntil = 0;
   #banUntil = 0;
   readonly #live: Waiter[] = [];
@@ -195,10 +215,10 @@ export class WeightGovernor {
 
   /**
    * Waits until `weight` fits in the budget, then charges it. Resolves when the request may be
-   * sent; rejects with AbortedError (signal), ClosedError (close), BannedError (a ban is in force
+   * sent, with the function to call once its reply has arrived; rejects with AbortedError (signal), ClosedError (close), BannedError (a ban is in force
    * and `waitForBan` is not set) or InvalidArgumentError (weight above the whole budget).
    */
-  async acquire(weight: number, options: AcquireOptions = {}): Promise<void> {
+  async acquire(weight: number, options: AcquireOptions = {}): Promise<SettleWeight> {
     if (this.#closed) throw new ClosedError(`weight governor ${this.name}`);
     if (!(Number.isFinite(weight) && weight > 0)) {
       throw new InvalidArgumentError(`weight must be a positive number, got ${weight}`);
@@ -212,7 +232,7 @@ export class WeightGovernor {
     if (this.#closed) throw new ClosedError(`weight governor ${this.name}`);
     if (!waitForBan && this.bannedUntil !== undefined) throw new BannedError(this.name, this.#banUntil);
 
-    return new Promise<void>((resolve, reject) => {
+    return new Promise<SettleWeight>((resolve, reject) => {
       const queue = priority === 'live' ? this.#live : this.#backfill;
       const onAbort = (): void => {
         const index = queue.indexOf(waiter);
@@ -310,8 +330,16 @@ export class WeightGovernor {
     const start = this.#windowOf(now);
     // Windows only move forward: a clock re-sync that steps back must not forget charges.
     if (start <= this.#windowStart) return;
-    this.#used = start === this.#windowStart + this.windowMs ? this.#tail : 0;
-    this.#tail = 0;
+    const end = this.#windowStart + this.windowMs;
+    let carried = 0;
+    if (start === end) {
+      for (const charge of this.#unsettled) {
+        if (charge.settledAt === undefined || charge.settledAt >= end - this.#marginMs) carried += charge.weight;
+      }
+    }
+    // A carried charge is not carried twice: a reply takes far less than a window.
+    this.#unsettled.clear();
+    this.#used = carried;
     this.#windowStart = start;
   }
 
@@ -338,10 +366,18 @@ export class WeightGovernor {
       }
       queue.shift();
       this.#used += waiter.weight;
-      if (now >= this.#windowStart + this.windowMs - this.#marginMs) this.#tail += waiter.weight;
+      const charge: Charge = { weight: waiter.weight, windowEnd: this.#windowStart + this.windowMs, settledAt: undefined };
+      this.#unsettled.add(charge);
       waiter.detach();
-      waiter.resolve();
+      waiter.resolve(() => this.#settle(charge));
     }
+  }
+
+  #settle(charge: Charge): void {
+    if (charge.settledAt !== undefined) return;
+    charge.settledAt = this.#now();
+    // Settled well before its window ended: the exchange counted it in that window only.
+    if (charge.settledAt < charge.windowEnd - this.#marginMs) this.#unsettled.delete(charge);
   }
 
   #wakeIn(ms: number): void {

@@ -95,7 +95,14 @@ export function planKlinePages(request: KlinePagesRequest): KlinePage[] {
   return pages;
 }
 
-/** Total weight of a plan. */
+/**
+ * Total weight of a plan.
+ *
+ * @example
+ * ```ts
+ * planWeight(planKlinePages({ market: 'UM', interval: '1m', from: 0, to: 998 * 60_000 })); // 5
+ * ```
+ */
 export function planWeight(pages: readonly KlinePage[]): number {
   return pages.reduce((sum, page) => sum + page.weight, 0);
 }

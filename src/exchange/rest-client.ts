@@ -225,7 +225,7 @@ export class BinanceRestClient {
    * One klines request. Rows are checked one by one; a bad row fails the whole reply with a
    * MalformedResponseError naming its index.
    */
-  klines(params: KlinesParams, options: RequestOptions = {}): Promise<RawKline[]> {
+  async klines(params: KlinesParams, options: RequestOptions = {}): Promise<RawKline[]> {
     const { symbol, interval, startTime, endTime, limit } = params;
     if (!SYMBOL_PATTERN.test(symbol)) {
       throw new InvalidArgumentError(`symbol ${JSON.stringify(symbol)} is not a Binance symbol (A-Z, 0-9, _)`);
@@ -420,7 +420,14 @@ function header(headers: Headers, name: string): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-/** Retry-After in ms: delta seconds or an HTTP date; undefined when absent or unreadable. */
+/**
+ * Retry-After in ms: delta seconds or an HTTP date; undefined when absent or unreadable.
+ *
+ * @example
+ * ```ts
+ * parseRetryAfter('30', Date.now()); // 30000
+ * ```
+ */
 export function parseRetryAfter(value: string | undefined, localNow: number): number | undefined {
   if (value === undefined || value.trim() === '') return undefined;
   const trimmed = value.trim();

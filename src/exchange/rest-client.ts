@@ -397,8 +397,8 @@ export class BinanceRestClient {
       if (retryAfterHeader !== undefined) retryAfterMs = retryAfterHeader;
       else if (bannedUntil !== undefined) retryAfterMs = Math.max(0, Number(bannedUntil) - now);
       else retryAfterMs = status === 418 ? DEFAULT_BAN_MS : backoffDelay(attempt, this.#backoff);
-      const until = now + retryAfterMs;
-      this.governor.pauseFor(retryAfterMs, status === 418 ? '418' : '429');
+      // The governor's clock decides when requests resume, so the error reports its end.
+      const until = this.governor.pauseFor(retryAfterMs, status === 418 ? '418' : '429');
       const error = new RateLimitError({ ...ref, status, binanceCode: code, binanceMessage: msg, retryAfterMs, until });
       this.#logger.warn({ err: error }, status === 418 ? 'IP banned' : 'rate limited');
       return { ok: false, error, retriable: status === 429 };

@@ -15,7 +15,7 @@ import { BanStore } from '../../src/exchange/ban-store.js';
 import { openTimeOf } from '../../src/exchange/intervals.js';
 import { planKlinePages } from '../../src/exchange/kline-pages.js';
 import type { MarketType } from '../../src/exchange/markets.js';
-import { BinanceRestClient } from '../../src/exchange/rest-client.js';
+import { BinanceRestClient, parseRetryAfter, requestWeightLimit } from '../../src/exchange/rest-client.js';
 import { ServerClock } from '../../src/exchange/server-clock.js';
 import { WeightGovernor } from '../../src/exchange/weight-governor.js';
 import { SimulatedBinance } from '../../src/sim/index.js';
@@ -216,8 +216,9 @@ describe('BinanceRestClient against the simulated exchange', () => {
     expect(error).toBeInstanceOf(RateLimitError);
     expect(error).toMatchObject({ status: 418, isBan: true, binanceCode: -1003, endpoint: '/fapi/v1/klines' });
     const until = (error as RateLimitError).until;
-    // Futures state the end only in the message: "... banned until <epoch ms>".
-    expect((error as RateLimitError).binanceMessage).toContain(`banned until ${until}`);
+    // Futures state the end only in the message: "... banned until <epoch ms>"; the pause ends then.
+    const stated = Number(/banned until (\d+)/.exec((error as RateLimitError).binanceMessage ?? '')?.[1]);
+    expect(Math.abs(until - stated)).toBeLessThan(50);
 
     await expect(cm.klines({ symbol: 'BTCUSD_PERP', interval: '1m', limit: 10 })).rejects.toBeInstanceOf(BannedError);
     governor.close();
@@ -236,5 +237,24 @@ describe('BinanceRestClient against the simulated exchange', () => {
     await expect(again.time({ waitForBan: true })).resolves.toBeGreaterThanOrEqual(until);
     expect(sim.stats.requestsWhileBanned).toBe(0);
     expect(sim.stats.requestsTo('/fapi/v1/time', 200)).toBe(1);
+  });
+});
+
+describe('reply headers and limits', () => {
+  it('reads Retry-After as seconds or as an HTTP date', () => {
+    const now = Date.parse('2024-01-01T00:00:00Z');
+    expect(parseRetryAfter('30', now)).toBe(30_000);
+    expect(parseRetryAfter('Mon, 01 Jan 2024 00:02:00 GMT', now)).toBe(120_000);
+    expect(parseRetryAfter('soon', now)).toBeUndefined();
+    expect(parseRetryAfter(undefined, now)).toBeUndefined();
+  });
+
+  it('takes the one-minute REQUEST_WEIGHT entry of rateLimits', () => {
+    const rateLimits = [
+      { rateLimitType: 'ORDERS', interval: 'MINUTE', intervalNum: 1, limit: 1200 },
+      { rateLimitType: 'REQUEST_WEIGHT', interval: 'MINUTE', intervalNum: 1, limit: 2400 },
+    ];
+    expect(requestWeightLimit({ rateLimits })).toBe(2400);
+    expect(requestWeightLimit({ rateLimits: rateLimits.slice(0, 1) })).toBeUndefined();
   });
 });

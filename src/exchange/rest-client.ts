@@ -135,6 +135,8 @@ type Attempt<T> =
 
 // A 418 without Retry-After or "banned until" is treated as the shortest ban Binance gives.
 const DEFAULT_BAN_MS = 120_000;
+// Added to every pause: more than the error of a synced clock offset, less than a second.
+const PAUSE_SLACK_MS = 250;
 const BANNED_UNTIL = /banned until (\d{12,})/i;
 const UNDICI_TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CONNECT_TIMEOUT']);
 
@@ -397,8 +399,9 @@ export class BinanceRestClient {
       if (retryAfterHeader !== undefined) retryAfterMs = retryAfterHeader;
       else if (bannedUntil !== undefined) retryAfterMs = Math.max(0, Number(bannedUntil) - now);
       else retryAfterMs = status === 418 ? DEFAULT_BAN_MS : backoffDelay(attempt, this.#backoff);
-      // The governor's clock decides when requests resume, so the error reports its end.
-      const until = this.governor.pauseFor(retryAfterMs, status === 418 ? '418' : '429');
+      // The governor's clock decides when requests resume, so the error reports its end. The slack
+      // covers the error of the clock offset: a request landing just before a ban ends extends it.
+      const until = this.governor.pauseFor(retryAfterMs + PAUSE_SLACK_MS, status === 418 ? '418' : '429');
       const error = new RateLimitError({ ...ref, status, binanceCode: code, binanceMessage: msg, retryAfterMs, until });
       this.#logger.warn({ err: error }, status === 418 ? 'IP banned' : 'rate limited');
       return { ok: false, error, retriable: status === 429 };

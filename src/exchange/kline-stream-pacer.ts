@@ -1,8 +1,9 @@
 /**
  * Pacing of the messages a client sends on one kline stream connection. Binance closes a
  * connection that sends more than its limit per second, counting pongs as well as SUBSCRIBE and
- * UNSUBSCRIBE; pongs cannot wait, so the pacer keeps one message of the limit free for them and
- * measures its window a little longer than a second.
+ * UNSUBSCRIBE; pongs cannot wait, so the pacer keeps two messages of the limit free for them (a
+ * pong can follow a burst of controls within the same second) and measures its window a little
+ * longer than a second.
  *
  * ```
  * sent:  ring of the times of the last `capacity` messages (controls and pongs)
@@ -18,6 +19,8 @@
 
 // Extra length of the pacing window over Binance's second: covers clock and network jitter.
 const WINDOW_MARGIN_MS = 150;
+// Messages of the limit left to pongs, which go out whenever the server pings.
+const PONG_RESERVE = 2;
 
 /**
  * A sliding-window pacer for one connection's outgoing messages.
@@ -26,7 +29,7 @@ const WINDOW_MARGIN_MS = 150;
  * ```ts
  * const pacer = new MessagePacer(10);
  * pacer.record(0);
- * pacer.delayMs(10); // 0 while fewer than 9 messages went out in the window
+ * pacer.delayMs(10); // 0 while fewer than 8 messages went out in the window
  * ```
  */
 export class MessagePacer {
@@ -35,9 +38,9 @@ export class MessagePacer {
   #next = 0;
   readonly #windowMs: number;
 
-  /** `limitPerSecond` is the server's limit; one of it stays free for pongs. */
+  /** `limitPerSecond` is the server's limit; two of it stay free for pongs. */
   constructor(limitPerSecond: number) {
-    this.#sent = new Float64Array(Math.max(1, Math.floor(limitPerSecond) - 1)).fill(-Infinity);
+    this.#sent = new Float64Array(Math.max(1, Math.floor(limitPerSecond) - PONG_RESERVE)).fill(-Infinity);
     this.#windowMs = 1000 + WINDOW_MARGIN_MS;
   }
 

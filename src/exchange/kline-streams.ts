@@ -14,8 +14,11 @@
  *   UNSUBSCRIBE, paced within the incoming-message limit (pongs count too; `ws` answers pings).
  * - A socket without kline data for `staleAfterMs` is dead even if open: 'interrupted', then a
  *   reconnect with jittered exponential back-off, then 'resumed' once data flows again.
+ * - One silent stream among live ones (a halted symbol, say) is reported 'interrupted' on its own
+ *   and 'resumed' when it speaks again; its connection is left alone.
  * - Rotation (age or `serverShutdown`) opens the replacement first and closes the old socket
- *   only once the new one delivers; a gap that still happened is reported per symbol.
+ *   only once the new one delivers; a gap that still happened (the server closed the old socket
+ *   first and a candle's final update was missed) is reported per symbol.
  *
  * @example
  * ```ts

@@ -60,6 +60,8 @@ export interface BinanceRestClientOptions {
   /** Apply the REQUEST_WEIGHT limit of exchangeInfo to the governor (default true). */
   readonly applyRateLimits?: boolean;
   readonly logger?: Logger;
+  /** Called after every HTTP exchange (each retry too), for metrics: endpoint and status (0: no reply). */
+  readonly onResponse?: (endpoint: string, status: number) => void;
   /** An undici dispatcher to send through; the client then does not close it. */
   readonly dispatcher?: Dispatcher;
 }
@@ -161,6 +163,7 @@ export class BinanceRestClient {
   readonly #backoff: { baseMs: number; maxMs: number };
   readonly #applyRateLimits: boolean;
   readonly #logger: Logger;
+  readonly #onResponse: ((endpoint: string, status: number) => void) | undefined;
   readonly #dispatcher: Dispatcher;
   // The pool this client created, closed by close(); a dispatcher passed in belongs to the caller.
   readonly #pool: Pool | undefined;
@@ -182,6 +185,7 @@ export class BinanceRestClient {
     this.#backoff = { baseMs: options.backoffBaseMs ?? 500, maxMs: options.backoffMaxMs ?? 30_000 };
     this.#applyRateLimits = options.applyRateLimits ?? true;
     this.#logger = (options.logger ?? silentLogger()).child({ component: 'rest-client', market: options.market });
+    this.#onResponse = options.onResponse;
     try {
       this.#baseUrl = new URL(options.baseUrl ?? this.#spec.restBaseUrl);
     } catch (error) {
@@ -323,6 +327,7 @@ export class BinanceRestClient {
         throw this.#aborted(error, what);
       }
       const result = await this.#attempt(path, query, ref, attempt, options.signal, parse).finally(settle);
+      this.#onResponse?.(path, result.ok ? 200 : result.error instanceof ExchangeError ? result.error.status : 0);
       if (result.ok) return result.value;
       if (!result.retriable || attempt >= this.#retries) throw result.error;
       // A 429 has already paused the governor, so the next acquire waits; other failures back off here.

@@ -26,6 +26,7 @@ import { ARCHIVE_DAILY_INTERVALS, assembleLocalDay } from '../files/archive-file
 import { gapsOf, verifyDailyFile, writeDailyFile, type DailySource } from '../files/daily-file.js';
 import { dailyFilePath, expectedOpenTimes, localDayBounds, utcDaysCovering } from '../files/daily-layout.js';
 import type { Logger } from '../log.js';
+import { forEachConcurrently } from '../util/concurrency.js';
 import { silentLogger } from '../log.js';
 
 /** What happened to one symbol's day. */
@@ -93,9 +94,14 @@ export class DailyBackfill {
     const summaries: DaySummary[] = [];
     for (const day of days) {
       const counts = { skip: 0, success: 0, warn: 0, error: 0 };
-      await forEachConcurrently(symbols, this.#concurrency, signal, async (symbol) => {
-        counts[await this.day(symbol, day, signal)] += 1;
-      });
+      await forEachConcurrently(
+        symbols,
+        this.#concurrency,
+        async (symbol) => {
+          counts[await this.day(symbol, day, signal)] += 1;
+        },
+        signal,
+      );
       const summary: DaySummary = { day, all: symbols.length, ...counts };
       summaries.push(summary);
       this.#logger.info(
@@ -194,23 +200,4 @@ export class DailyBackfill {
 function displayDay(day: string): string {
   const [year, month, date] = day.split('-');
   return `${date}/${month}/${year}`;
-}
-
-/** Runs `work` over `items` with at most `limit` in flight; stops taking new items once `signal` aborts. */
-async function forEachConcurrently<T>(
-  items: readonly T[],
-  limit: number,
-  signal: AbortSignal | undefined,
-  work: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      if (signal?.aborted) throw new AbortedError('back-fill', { cause: signal.reason });
-      const item = items[next] as T;
-      next += 1;
-      await work(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }

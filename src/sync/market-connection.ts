@@ -53,6 +53,8 @@ export class MarketConnection {
   readonly archives: ArchiveClient | undefined;
   readonly clock: ServerClock;
   readonly governor: WeightGovernor;
+  /** REST exchanges so far, keyed `endpoint status` (status 0: no usable reply), for metrics. */
+  readonly requests = new Map<string, number>();
   readonly #logger: Logger;
   #closed: Promise<void> | undefined;
 
@@ -83,6 +85,10 @@ export class MarketConnection {
       governor: this.governor,
       clock: this.clock,
       logger: options.logger ?? silentLogger(),
+      onResponse: (endpoint, status) => {
+        const key = `${endpoint} ${status}`;
+        this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
+      },
       ...(options.requestTimeoutMs === undefined ? {} : { timeoutMs: options.requestTimeoutMs }),
     });
     this.archives = rule.USE_ARCHIVES

@@ -38,9 +38,9 @@ import { isSymbol } from '../symbols.js';
  */
 export interface ExchangeInfoSymbol {
   readonly symbol: string;
-  readonly status?: string;
-  readonly contractStatus?: string;
-  readonly contractType?: string;
+  readonly status?: string | undefined;
+  readonly contractStatus?: string | undefined;
+  readonly contractType?: string | undefined;
 }
 
 /** The rule fields the universe depends on. */

@@ -1,0 +1,496 @@
+/**
+ * The candle server of one market: its lifecycle, and the wiring of the parts (connection,
+ * universe, daily files, candle map, sync engine, streams, snapshots). It knows nothing of
+ * parsing or transport; each part does.
+ *
+ * Lifecycle: the constructor only validates. `runCandleMap()` (idempotent) back-fills the daily
+ * files, fills every ring (snapshot, then daily files, then REST) and resolves when every symbol
+ * is ready; live updates then flow from the streams (or the REST sweep in REST-only mode).
+ * `close()` stops work, writes a final snapshot and closes sockets; `destroy()` stops at once.
+ *
+ * @example
+ * ```ts
+ * import { CandleServer, getCandleSecurity } from 'candle-server';
+ *
+ * const server = new CandleServer({ instType: 'SPOT', rule: { SYMBOLS: ['BTCUSDT', 'ETHUSDT'], LENGTH: 1440 } });
+ * await server.runCandleMap();
+ * const candles = server.getCandleSecurity('BTCUSDT', 180); // zero-copy; read it synchronously
+ * if (!candles.isEmpty) console.log(candles.close(candles.length - 1));
+ * getCandleSecurity('BTCUSDT', 180);                       // the same, from anywhere in the process
+ * await server.close();
+ * ```
+ */
+import { ClosedError, ConfigError, InvalidArgumentError } from './errors.js';
+import { KlineStreams, type StreamEvent } from './exchange/kline-streams.js';
+import { MARKETS, isMarketType, type MarketType } from './exchange/markets.js';
+import { loadNewestValidSnapshot, writeSnapshot } from './files/snapshot.js';
+import type { Logger } from './log.js';
+import { silentLogger } from './log.js';
+import { parseCandleRule, resolveEndpoints, type CandleRule, type CandleRuleInput } from './rule.js';
+import { CandleMap } from './store/candle-map.js';
+import { EMPTY_CANDLE_VIEW, type CandleView } from './store/candle-view.js';
+import { CandleSync, type CandleEvents, type SymbolState, type SyncStats } from './sync/candle-sync.js';
+import { DailyFiles } from './sync/daily-files.js';
+import { MarketConnection } from './sync/market-connection.js';
+import { SymbolUniverse } from './sync/universe.js';
+import { sleep } from './util/abort.js';
+import { SafeEmitter } from './util/emitter.js';
+import { Histogram } from './util/histogram.js';
+
+/** Options of {@link CandleServer}. */
+export interface CandleServerOptions {
+  /** The market: 'SPOT', 'UM' (USD-M futures) or 'CM' (COIN-M futures). */
+  readonly instType: MarketType;
+  /** The CandleRule: a plain object merged over the defaults, or a rule already parsed. */
+  readonly rule?: CandleRuleInput | CandleRule;
+  /** A pino logger; the library is silent by default. */
+  readonly logger?: Logger;
+  /**
+   * Serve the module-level `getCandleSecurity` for this market (default true). Only one server
+   * per market can; a second one (another bar, say) sets this to false.
+   */
+  readonly register?: boolean;
+  /** Keeps this server's weight budget apart from others in the process: for tests only. */
+  readonly budgetScope?: string;
+  /** Weight window in ms (60 000 on Binance): for simulators with short windows. */
+  readonly weightWindowMs?: number;
+  /** Stream settings for simulators and tests: watchdog, rotation and limits. */
+  readonly streams?: {
+    readonly staleAfterMs?: number;
+    readonly rotateAfterMs?: number;
+    readonly maxStreamsPerConnection?: number;
+    readonly maxIncomingPerSecond?: number;
+  };
+}
+
+/** Options of `getCandleSecurity`. */
+export interface CandleSecurityOptions {
+  /**
+   * Return a copy that stays valid after the current synchronous block; the default is a
+   * zero-copy view that later updates change.
+   */
+  readonly copy?: boolean;
+}
+
+/** Why a symbol is or is not served, with the ages that decided it. */
+export interface SymbolStatus {
+  readonly symbol: string;
+  readonly state: SymbolState;
+  /** Rows in the ring (LENGTH once warmed, unless the symbol is younger). */
+  readonly rows: number;
+  /** Open time of the newest (forming) candle, epoch ms. */
+  readonly newestOpenTime: number | undefined;
+  /** Age of the newest candle's open time on the exchange clock, ms. */
+  readonly newestAgeMs: number | undefined;
+  /** Time since the exchange last confirmed this symbol's data, ms. */
+  readonly confirmedAgeMs: number | undefined;
+  /** Open time from which a hole is being repaired. */
+  readonly repairingFrom: number | undefined;
+  /** End of an IP ban in force on this market's weight budget. */
+  readonly bannedUntil: number | undefined;
+}
+
+/** Numbers for metrics and benchmarks. */
+export interface CandleServerStats {
+  readonly market: MarketType;
+  readonly symbols: number;
+  readonly ready: number;
+  readonly weight: { readonly used: number; readonly budget: number; readonly limit: number; readonly queued: number; readonly bannedUntil: number | undefined };
+  /** REST exchanges so far, keyed `endpoint status` (status 0: no usable reply). */
+  readonly requests: ReadonlyMap<string, number>;
+  readonly sync: Readonly<SyncStats>;
+  readonly streams: { readonly connections: number; readonly reconnects: number; readonly messages: number; readonly malformed: number } | undefined;
+  /** Exchange event to ring, ms. */
+  readonly latency: Histogram;
+  readonly snapshots: { readonly written: number; readonly lastDurationMs: number | undefined; readonly lastFile: string | undefined };
+  readonly memoryBytes: number;
+}
+
+const running = new Map<MarketType, CandleServer>();
+
+/**
+ * The candles of `symbol` from the running CandleServer of a market (see
+ * {@link CandleServer.getCandleSecurity}). With one server running, `market` may be left out.
+ * Throws InvalidArgumentError when no server runs for the market, or when several run and no
+ * market is named; never for stale or unknown symbols (they get an empty view).
+ *
+ * @example
+ * ```ts
+ * const candles = getCandleSecurity('BTCUSDT', 180, { market: 'UM' });
+ * ```
+ */
+export function getCandleSecurity(symbol: string, securitySeconds = 180, options: CandleSecurityOptions & { market?: MarketType } = {}): CandleView {
+  return runningServer(options.market).getCandleSecurity(symbol, securitySeconds, options);
+}
+
+/** The running server of a market (or the only one running). */
+export function runningServer(market?: MarketType): CandleServer {
+  if (market !== undefined) {
+    const server = running.get(market);
+    if (server === undefined) {
+      const others = [...running.keys()];
+      throw new InvalidArgumentError(`no CandleServer is running for ${market}${others.length ? ` (running: ${others.join(', ')})` : ''}`);
+    }
+    return server;
+  }
+  if (running.size === 1) return running.values().next().value as CandleServer;
+  if (running.size === 0) throw new InvalidArgumentError('no CandleServer is running: start one with runCandleMap()');
+  throw new InvalidArgumentError(`several CandleServers are running (${[...running.keys()].join(', ')}): pass { market }`);
+}
+
+// Between two measurements of the exchange clock.
+const CLOCK_RESYNC_MS = 10 * 60_000;
+
+/** Keeps the last LENGTH candles of every symbol of one market current. */
+export class CandleServer {
+  readonly market: MarketType;
+  readonly rule: CandleRule;
+  readonly #options: CandleServerOptions;
+  readonly #logger: Logger;
+  readonly #events: SafeEmitter<CandleEvents>;
+  readonly #latency = new Histogram([0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000]);
+  readonly #map: CandleMap;
+  // Aborted by close() or destroy(): every wait, request and timer of this run stops.
+  readonly #stopping = new AbortController();
+  #connection: MarketConnection | undefined;
+  #sync: CandleSync | undefined;
+  #universe: SymbolUniverse | undefined;
+  #dailyFiles: DailyFiles | undefined;
+  #streams: KlineStreams | undefined;
+  // The start itself, awaited by close(); `#running` adds the clean-up of a failed start.
+  #runBody: Promise<void> | undefined;
+  #running: Promise<void> | undefined;
+  #closing: Promise<void> | undefined;
+  #isReady = false;
+  // The loops of a running server (sweep, snapshots, clock), awaited by close().
+  readonly #loops: Array<Promise<void>> = [];
+  #snapshotStats: { written: number; lastDurationMs: number | undefined; lastFile: string | undefined } = { written: 0, lastDurationMs: undefined, lastFile: undefined };
+  // A snapshot in progress: the periodic one and the final one never overlap.
+  #snapshotting: Promise<void> | undefined;
+
+  constructor(options: CandleServerOptions) {
+    if (!isMarketType(options.instType)) {
+      throw new ConfigError('CandleServer options', [{ path: 'instType', received: options.instType, message: 'expected one of SPOT, UM, CM' }]);
+    }
+    const input = (options.rule ?? {}) as Record<string, unknown>;
+    if (input.MARKET !== undefined && input.MARKET !== options.instType) {
+      throw new ConfigError('CandleServer options', [
+        { path: 'rule.MARKET', received: input.MARKET, message: `expected ${options.instType} (instType) or nothing` },
+      ]);
+    }
+    this.market = options.instType;
+    this.rule = parseCandleRule({ ...input, MARKET: options.instType });
+    this.#options = options;
+    this.#logger = (options.logger ?? silentLogger()).child({ component: 'candle-server', market: this.market });
+    this.#events = new SafeEmitter<CandleEvents>((error, event) => this.#logger.error({ err: error, event }, 'an event listener threw; ingestion goes on'));
+    this.#map = new CandleMap(this.rule.LENGTH);
+  }
+
+  /** True once every symbol's ring is ready. */
+  get isReady(): boolean {
+    return this.#isReady;
+  }
+
+  /**
+   * Starts the server and resolves when every symbol's ring is ready. Idempotent: later calls
+   * return the first call's promise. Rejects with ClosedError when closed before it was ready.
+   */
+  runCandleMap(): Promise<void> {
+    if (this.#stopping.signal.aborted) return Promise.reject(new ClosedError(`${this.market} CandleServer`));
+    if (this.#running !== undefined) return this.#running;
+    this.#runBody = this.#run();
+    this.#running = this.#runBody.catch(async (error: unknown) => {
+      // A failed start leaves nothing running: the caller need not close() to free sockets.
+      const wasStopped = this.#stopping.signal.aborted;
+      if (!wasStopped) this.#logger.error({ err: error }, 'start failed');
+      this.#closing ??= this.#close(false);
+      await this.#closing;
+      throw wasStopped && !(error instanceof ClosedError) ? new ClosedError(`${this.market} CandleServer`) : error;
+    });
+    return this.#running;
+  }
+
+  /**
+   * The last LENGTH candles of `symbol` (12 columns in Binance's order, oldest first, the forming
+   * candle last) when they are fresh, else an empty view. Fresh means both: the newest candle
+   * opened less than `securitySeconds` ago, and the exchange confirmed this symbol's data less
+   * than `securitySeconds` ago (a dead stream fails this), both on the exchange clock.
+   *
+   * The result is zero-copy: a read-only view of the ring, valid for synchronous use (later
+   * updates change it). Pass `{ copy: true }` for a copy to keep. Never throws for stale or
+   * unknown symbols; throws InvalidArgumentError for a securitySeconds that is not positive.
+   */
+  getCandleSecurity(symbol: string, securitySeconds = 180, options?: CandleSecurityOptions): CandleView {
+    if (!(securitySeconds > 0)) throw new InvalidArgumentError(`securitySeconds must be a positive number, got ${String(securitySeconds)}`);
+    const tracked = this.#sync?.tracked(symbol);
+    if (tracked === undefined || !tracked.isReady || tracked.holeFrom !== undefined || this.#stopping.signal.aborted) return EMPTY_CANDLE_VIEW;
+    const now = (this.#connection as MarketConnection).clock.now();
+    const limit = securitySeconds * 1000;
+    if (now - (tracked.ring.newestOpenTime ?? 0) >= limit || now - tracked.confirmedAt >= limit) return EMPTY_CANDLE_VIEW;
+    return options?.copy === true ? tracked.ring.copy() : tracked.ring.view();
+  }
+
+  /** Why `symbol` is or is not served, with the ages, for `securitySeconds` (default 180). */
+  status(symbol: string, securitySeconds = 180): SymbolStatus {
+    const tracked = this.#sync?.tracked(symbol);
+    const bannedUntil = this.#connection?.governor.bannedUntil;
+    if (tracked === undefined || this.#connection === undefined || this.#sync === undefined) {
+      return { symbol, state: 'unknown', rows: 0, newestOpenTime: undefined, newestAgeMs: undefined, confirmedAgeMs: undefined, repairingFrom: undefined, bannedUntil };
+    }
+    const now = this.#connection.clock.now();
+    const newest = tracked.ring.newestOpenTime;
+    return {
+      symbol,
+      state: this.#sync.state(symbol, securitySeconds * 1000),
+      rows: tracked.ring.count,
+      newestOpenTime: newest,
+      newestAgeMs: newest === undefined ? undefined : now - newest,
+      confirmedAgeMs: tracked.confirmedAt === 0 ? undefined : now - tracked.confirmedAt,
+      repairingFrom: tracked.holeFrom,
+      bannedUntil,
+    };
+  }
+
+  /** The symbols followed now (the universe after filters). */
+  symbols(): string[] {
+    return this.#sync?.symbols() ?? [];
+  }
+
+  /** Listens to an event (candleClosed, gap, stale, reconnect); returns a function that stops listening. */
+  on<E extends keyof CandleEvents & string>(event: E, listener: CandleEvents[E]): () => void {
+    return this.#events.on(event, listener);
+  }
+
+  /** Counters and gauges for metrics. */
+  stats(): CandleServerStats {
+    const governor = this.#connection?.governor;
+    const streams = this.#streams?.stats;
+    return {
+      market: this.market,
+      symbols: this.#sync?.symbols().length ?? 0,
+      ready: this.#sync?.symbols().filter((s) => this.#sync?.tracked(s)?.isReady).length ?? 0,
+      weight: {
+        used: governor?.usedWeight ?? 0,
+        budget: governor?.budget ?? 0,
+        limit: governor?.limit ?? 0,
+        queued: governor?.queued ?? 0,
+        bannedUntil: governor?.bannedUntil,
+      },
+      requests: new Map(this.#connection?.requests ?? []),
+      sync: { ...(this.#sync?.stats ?? { streamUpdates: 0, restUpdates: 0, gapsFound: 0, gapsRepaired: 0, sweeps: 0, sweepRequests: 0 }) },
+      streams:
+        streams === undefined
+          ? undefined
+          : { connections: streams.connections, reconnects: streams.reconnects, messages: streams.messages, malformed: streams.malformed },
+      latency: this.#latency,
+      snapshots: { ...this.#snapshotStats },
+      memoryBytes: this.#map.byteLength,
+    };
+  }
+
+  /**
+   * Stops work, writes a final snapshot (unless CACHE_DELAY_SECONDS is null) and closes every
+   * socket and timer. Idempotent.
+   */
+  close(): Promise<void> {
+    this.#closing ??= this.#close(true);
+    return this.#closing;
+  }
+
+  /** Stops at once: no final snapshot, sockets terminated. Idempotent. */
+  destroy(): void {
+    this.#stopping.abort(new ClosedError(`${this.market} CandleServer`));
+    this.#streams?.destroy();
+    this.#closing ??= this.#close(false);
+  }
+
+  async #run(): Promise<void> {
+    const signal = this.#stopping.signal;
+    const rule = this.rule;
+    const register = this.#options.register ?? true;
+    if (register) {
+      const other = running.get(this.market);
+      if (other !== undefined && other !== this) {
+        throw new InvalidArgumentError(`a CandleServer for ${this.market} is already running; give the second one { register: false }`);
+      }
+      running.set(this.market, this);
+    }
+    this.#logger.info({ bar: rule.BAR, length: rule.LENGTH, mode: rule.UPDATE_MODE, symbols: rule.SYMBOLS }, 'starting');
+    const connection = new MarketConnection({
+      rule,
+      logger: this.#options.logger ?? silentLogger(),
+      ...(this.#options.budgetScope === undefined ? {} : { budgetScope: this.#options.budgetScope }),
+      ...(this.#options.weightWindowMs === undefined ? {} : { weightWindowMs: this.#options.weightWindowMs }),
+    });
+    this.#connection = connection;
+    let firstInfo: Awaited<ReturnType<MarketConnection['start']>> | undefined = await connection.start(signal);
+    const universe = new SymbolUniverse({
+      market: this.market,
+      rule,
+      logger: this.#options.logger ?? silentLogger(),
+      fetchExchangeInfo: async (s) => {
+        // The first load reuses the exchangeInfo the connection has just read.
+        const info = firstInfo ?? (await connection.rest.exchangeInfo({ signal: s }));
+        firstInfo = undefined;
+        return info;
+      },
+    });
+    this.#universe = universe;
+    const symbols = await universe.start(signal);
+    this.#logger.info({ count: symbols.length }, `universe: ${symbols.length} symbols`);
+
+    const dailyFiles = new DailyFiles({ connection, symbols: () => universe.current(), logger: this.#options.logger ?? silentLogger() });
+    this.#dailyFiles = dailyFiles;
+    if (rule.LOCAL_CANDLE_DAYS > 0) await dailyFiles.backfillRecent(signal);
+
+    const loaded = await loadNewestValidSnapshot(rule.CACHE_DIR, { market: this.market, bar: rule.BAR, length: rule.LENGTH }, this.#logger);
+    if (loaded !== undefined) {
+      for (const symbol of symbols) {
+        const ring = loaded.map.get(symbol);
+        if (ring !== undefined) this.#map.set(symbol, ring);
+      }
+      this.#logger.info({ file: loaded.file, symbols: this.#map.size }, 'snapshot loaded');
+    }
+    const sync = new CandleSync({ rule, connection, map: this.#map, events: this.#events, logger: this.#logger, latency: this.#latency });
+    this.#sync = sync;
+    const useStreams = rule.UPDATE_MODE === 'websocket';
+    if (useStreams) {
+      // Streams start before the warm-up so that no update between the REST reply and the first event is lost.
+      this.#streams = this.#createStreams(sync);
+      this.#streams.setSymbols(symbols);
+      this.#streams.start();
+    }
+    await sync.warm(symbols, { useStreams, signal });
+    universe.on('joined', (joined) => void this.#join(joined));
+    universe.on('left', (left) => {
+      sync.remove(left);
+      this.#streams?.setSymbols(universe.current());
+    });
+    this.#loops.push(this.#sweepLoop(), this.#snapshotLoop(), this.#clockLoop());
+    // Symbols that could not be warmed are retried by the sweep: ready means every ring is filled.
+    while (symbols.some((s) => sync.tracked(s)?.isReady === false)) await sleep(100, signal, 'warm-up');
+    dailyFiles.startSchedule();
+    this.#isReady = true;
+    this.#logger.info({ symbols: symbols.length, memoryBytes: this.#map.byteLength }, 'COMPLETE PREPARE candle_map');
+  }
+
+  #createStreams(sync: CandleSync): KlineStreams {
+    const rule = this.rule;
+    const streamOptions = this.#options.streams ?? {};
+    return new KlineStreams({
+      market: this.market,
+      interval: rule.BAR,
+      baseUrl: resolveEndpoints(rule).ws,
+      logger: this.#options.logger ?? silentLogger(),
+      ...streamOptions,
+      onKline: (symbol, values, isClosed, eventTime) => sync.onKline(symbol, values, isClosed, eventTime),
+      onEvent: (event) => this.#onStreamEvent(event),
+    });
+  }
+
+  #onStreamEvent(event: StreamEvent): void {
+    const sync = this.#sync;
+    if (sync === undefined) return;
+    switch (event.type) {
+      case 'interrupted':
+        sync.onInterrupted(event.symbols, event.since + (this.#connection?.clock.offsetMs ?? 0));
+        break;
+      case 'resumed':
+        sync.repair(event.symbols, this.#stopping.signal).catch((error: unknown) => {
+          if (!this.#stopping.signal.aborted) this.#logger.warn({ err: error }, 'repair after resume failed; the sweep will retry');
+        });
+        break;
+      case 'reconnect':
+        this.#events.emit('reconnect', { connection: event.connection, attempt: event.attempt, delayMs: event.delayMs, symbols: event.symbols });
+        break;
+      default:
+        break;
+    }
+  }
+
+  async #join(symbols: readonly string[]): Promise<void> {
+    const sync = this.#sync;
+    if (sync === undefined || this.#stopping.signal.aborted) return;
+    this.#streams?.setSymbols(this.#universe?.current() ?? []);
+    try {
+      await sync.warm(symbols, { useStreams: this.#streams !== undefined, signal: this.#stopping.signal });
+    } catch (error) {
+      if (!this.#stopping.signal.aborted) this.#logger.warn({ err: error, symbols }, 'warm-up of new symbols failed; the sweep will retry');
+    }
+  }
+
+  /** The REST sweep every UPDATE_INTERVAL_SECONDS: the update loop in REST-only mode, the safety net otherwise. */
+  async #sweepLoop(): Promise<void> {
+    const rule = this.rule;
+    const intervalMs = rule.UPDATE_INTERVAL_SECONDS * 1000;
+    const cadence = MARKETS[this.market].wsCadenceMs(rule.BAR);
+    const staleAfterMs =
+      rule.UPDATE_MODE === 'rest' ? intervalMs * 0.9 : Math.max(intervalMs, 5 * cadence, this.#options.streams?.staleAfterMs ?? 10_000);
+    await this.#every(intervalMs, async () => {
+      await this.#sync?.sweep({ staleAfterMs, signal: this.#stopping.signal });
+    });
+  }
+
+  async #snapshotLoop(): Promise<void> {
+    const delay = this.rule.CACHE_DELAY_SECONDS;
+    if (delay === null) return;
+    await this.#every(delay * 1000, () => this.#snapshot());
+  }
+
+  async #clockLoop(): Promise<void> {
+    await this.#every(CLOCK_RESYNC_MS, async () => {
+      await this.#connection?.clock.sync({ signal: this.#stopping.signal });
+    });
+  }
+
+  /** Runs `work` every `ms` until stopped; a failure is logged and the loop goes on. */
+  async #every(ms: number, work: () => Promise<void>): Promise<void> {
+    const signal = this.#stopping.signal;
+    while (!signal.aborted) {
+      try {
+        await sleep(ms, signal, 'timer');
+        await work();
+      } catch (error) {
+        if (signal.aborted) return;
+        this.#logger.warn({ err: error }, 'periodic work failed; retrying at the next turn');
+      }
+    }
+  }
+
+  #snapshot(): Promise<void> {
+    this.#snapshotting ??= (async () => {
+      const startedAt = performance.now();
+      try {
+        const written = await writeSnapshot(this.rule.CACHE_DIR, this.#map, { market: this.market, bar: this.rule.BAR });
+        const durationMs = performance.now() - startedAt;
+        this.#snapshotStats = { written: this.#snapshotStats.written + 1, lastDurationMs: durationMs, lastFile: written.file };
+        this.#logger.info({ file: written.file, symbols: written.symbols, bytes: written.bytes, durationMs: Math.round(durationMs) }, 'snapshot written');
+      } finally {
+        this.#snapshotting = undefined;
+      }
+    })();
+    return this.#snapshotting;
+  }
+
+  async #close(graceful: boolean): Promise<void> {
+    this.#stopping.abort(new ClosedError(`${this.market} CandleServer`));
+    if (running.get(this.market) === this) running.delete(this.market);
+    await this.#runBody?.catch(() => undefined);
+    await Promise.allSettled(this.#loops);
+    await this.#universe?.close();
+    if (graceful) await this.#streams?.close();
+    await this.#dailyFiles?.close();
+    await this.#sync?.close();
+    if (graceful && this.rule.CACHE_DELAY_SECONDS !== null && this.#sync !== undefined) {
+      await this.#snapshotting?.catch(() => undefined);
+      try {
+        await this.#snapshot();
+      } catch (error) {
+        this.#logger.error({ err: error }, 'final snapshot failed');
+      }
+    }
+    await this.#connection?.close();
+    this.#events.clear();
+    this.#logger.info(graceful ? 'closed' : 'destroyed');
+  }
+}

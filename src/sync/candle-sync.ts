@@ -1,0 +1,459 @@
+/**
+ * Keeps every symbol's ring equal to the exchange's candles: the warm start (snapshot, then daily
+ * files, then REST for what is still missing), live updates written in place from the streams,
+ * the REST sweep that brings stale symbols up to date and confirms closed candles the stream did
+ * not, and repair of the holes that disconnects and stalls leave.
+ *
+ * Per symbol it tracks two things the freshness rule needs:
+ * - `confirmedAt`: exchange time at which the exchange last vouched for this symbol's data (a
+ *   stream event's `E`, or the exchange clock when a REST reply arrived);
+ * - `holeFrom`: the open time from which the ring may lack candles the exchange has (set on a
+ *   disconnect or a skipped candle, cleared once REST has filled the range). While it is set the
+ *   symbol is not served, so served data never has a hole the exchange does not have.
+ *
+ * @example
+ * ```ts
+ * const sync = new CandleSync({ rule, connection, map, logger, events });
+ * await sync.warm(['BTCUSDT'], { useStreams: true });
+ * sync.onKline('BTCUSDT', values, false, eventTime); // from the stream, synchronously
+ * await sync.sweep();                                 // every UPDATE_INTERVAL_SECONDS
+ * ```
+ */
+import { AbortedError, BannedError, ClosedError } from '../errors.js';
+import { closeTimeOf, intervalMs, nextOpenTime, openTimeOf, previousOpenTime } from '../exchange/intervals.js';
+import { COL, type RawKline } from '../exchange/kline.js';
+import { MARKETS } from '../exchange/markets.js';
+import { readDailyFile } from '../files/daily-file.js';
+import { dailyFilePath, localDayBounds, localDayOf, addDays } from '../files/daily-layout.js';
+import type { Logger } from '../log.js';
+import { forEachConcurrently } from '../util/concurrency.js';
+import type { CandleRule } from '../rule.js';
+import type { CandleMap } from '../store/candle-map.js';
+import type { CandleRing } from '../store/candle-ring.js';
+import type { SafeEmitter } from '../util/emitter.js';
+import type { Histogram } from '../util/histogram.js';
+import type { MarketConnection } from './market-connection.js';
+
+/** Events a bot can listen to. */
+export interface CandleEvents {
+  [event: string]: (...args: never[]) => void;
+  /** A candle closed and the ring holds its final values. */
+  candleClosed: (event: { symbol: string; openTime: number; close: number }) => void;
+  /** A hole was found in a symbol's candles (`repaired: false`) or filled over REST (`repaired: true`). */
+  gap: (event: { symbol: string; from: number; to: number; repaired: boolean }) => void;
+  /** A symbol's data stopped being confirmed by the exchange. */
+  stale: (event: { symbol: string; ageMs: number }) => void;
+  /** A stream connection dropped and is being re-opened. */
+  reconnect: (event: { connection: number; attempt: number; delayMs: number; symbols: number }) => void;
+}
+
+/** Why a symbol is or is not served. */
+export type SymbolState = 'unknown' | 'warming' | 'fresh' | 'stale' | 'repairing' | 'banned';
+
+/** Per-symbol bookkeeping beside its ring. */
+export interface Tracked {
+  readonly symbol: string;
+  readonly ring: CandleRing;
+  /** Exchange time of the last confirmation; 0 = never. */
+  confirmedAt: number;
+  /** True once the warm start has filled the ring. */
+  isReady: boolean;
+  /** Open time from which candles may be missing, or undefined when the ring has no hole. */
+  holeFrom: number | undefined;
+  /** Open time of the newest candle whose final values the ring holds. */
+  finalOpenTime: number;
+  /** Set once `stale` was emitted, so it is emitted once per episode. */
+  isReportedStale: boolean;
+}
+
+/** Counters for metrics and benchmarks. */
+export interface SyncStats {
+  streamUpdates: number;
+  restUpdates: number;
+  gapsFound: number;
+  gapsRepaired: number;
+  sweeps: number;
+  sweepRequests: number;
+}
+
+/** Options of {@link CandleSync}. */
+export interface CandleSyncOptions {
+  readonly rule: CandleRule;
+  readonly connection: MarketConnection;
+  readonly map: CandleMap;
+  readonly events: SafeEmitter<CandleEvents>;
+  readonly logger: Logger;
+  /** Event-to-ring latency in ms, recorded for every stream update. */
+  readonly latency?: Histogram;
+  /** Local clock (ms); tests and benchmarks may control it. */
+  readonly localNow?: () => number;
+}
+
+// Symbols warmed or swept at once; the weight governor paces the requests whatever this is.
+const CONCURRENCY = 8;
+// Share of the budget the periodic sweep may plan for, leaving room for repairs and other users.
+const SWEEP_BUDGET_SHARE = 0.6;
+
+/** The candle synchronisation engine of one market. */
+export class CandleSync {
+  readonly stats: SyncStats = { streamUpdates: 0, restUpdates: 0, gapsFound: 0, gapsRepaired: 0, sweeps: 0, sweepRequests: 0 };
+  readonly #rule: CandleRule;
+  readonly #connection: MarketConnection;
+  readonly #map: CandleMap;
+  readonly #events: SafeEmitter<CandleEvents>;
+  readonly #logger: Logger;
+  readonly #latency: Histogram | undefined;
+  readonly #localNow: () => number;
+  readonly #tracked = new Map<string, Tracked>();
+  // Aborted by close(): every REST request of the engine stops.
+  readonly #closing = new AbortController();
+  // The sweep in progress: sweeps never overlap.
+  #sweeping: Promise<void> | undefined;
+  // Round-robin cursor so that, under a tight budget, every stale symbol gets its turn.
+  #cursor = 0;
+  // Symbols being repaired right now, so a sweep does not repair them twice.
+  readonly #repairing = new Set<string>();
+
+  constructor(options: CandleSyncOptions) {
+    this.#rule = options.rule;
+    this.#connection = options.connection;
+    this.#map = options.map;
+    this.#events = options.events;
+    this.#logger = options.logger.child({ component: 'sync' });
+    this.#latency = options.latency;
+    this.#localNow = options.localNow ?? Date.now;
+  }
+
+  /** The bookkeeping of a symbol, or undefined when it is not followed. */
+  tracked(symbol: string): Tracked | undefined {
+    return this.#tracked.get(symbol);
+  }
+
+  /** Every followed symbol. */
+  symbols(): string[] {
+    return [...this.#tracked.keys()];
+  }
+
+  /**
+   * Adds symbols and fills their rings: rows already in the map (from a snapshot) are kept, older
+   * candles come from the daily files, and REST fills whatever is still missing up to the forming
+   * candle. With `useStreams`, a symbol whose snapshot already reaches the current candle costs no
+   * request: the stream's first event confirms it.
+   */
+  async warm(symbols: readonly string[], options: { useStreams: boolean; signal?: AbortSignal }): Promise<void> {
+    for (const symbol of symbols) {
+      if (this.#tracked.has(symbol)) continue;
+      const ring = this.#map.get(symbol) ?? this.#map.add(symbol);
+      this.#tracked.set(symbol, { symbol, ring, confirmedAt: 0, isReady: false, holeFrom: undefined, finalOpenTime: 0, isReportedStale: false });
+    }
+    const signal = this.#signal(options.signal);
+    let done = 0;
+    const startedAt = this.#localNow();
+    await forEachConcurrently(symbols, CONCURRENCY, async (symbol) => {
+      const tracked = this.#tracked.get(symbol);
+      if (tracked === undefined || tracked.isReady) return;
+      try {
+        await this.#warmOne(tracked, options.useStreams, signal);
+      } catch (error) {
+        if (isStop(error, signal)) throw error;
+        // The sweep retries it: a symbol that failed to warm is simply not ready yet.
+        this.#logger.error({ err: error, symbol }, 'warm start failed; the sweep will retry');
+      }
+      done += 1;
+      if (done % 100 === 0 || done === symbols.length) {
+        this.#logger.info({ done, total: symbols.length, elapsedMs: this.#localNow() - startedAt }, 'candle map warm-up progress');
+      }
+    });
+  }
+
+  /** Stops following symbols and drops their rings. */
+  remove(symbols: readonly string[]): void {
+    for (const symbol of symbols) {
+      this.#tracked.delete(symbol);
+      this.#map.remove(symbol);
+    }
+  }
+
+  /**
+   * A stream update: written into the ring in place, synchronously. `values` holds the 12
+   * columns; it may be a reused buffer and is not kept.
+   */
+  onKline(symbol: string, values: ArrayLike<number>, isClosed: boolean, eventTime: number): void {
+    const tracked = this.#tracked.get(symbol);
+    if (tracked === undefined) return;
+    const openTime = values[COL.openTime] as number;
+    const ring = tracked.ring;
+    const newest = ring.newestOpenTime;
+    if (newest !== undefined && openTime > nextOpenTime(this.#rule.BAR, newest) && tracked.isReady) {
+      // The stream skipped candles (it was down in between): the ring has a hole until REST fills it.
+      this.#markHole(tracked, nextOpenTime(this.#rule.BAR, newest));
+    }
+    ring.upsertNumbers(
+      openTime,
+      values[1] as number,
+      values[2] as number,
+      values[3] as number,
+      values[4] as number,
+      values[5] as number,
+      values[6] as number,
+      values[7] as number,
+      values[8] as number,
+      values[9] as number,
+      values[10] as number,
+      values[11] as number,
+    );
+    if (eventTime > tracked.confirmedAt) tracked.confirmedAt = eventTime;
+    tracked.isReportedStale = false;
+    this.stats.streamUpdates += 1;
+    if (this.#latency !== undefined) this.#latency.record(this.#localNow() + this.#connection.clock.offsetMs - eventTime);
+    if (isClosed) {
+      if (openTime > tracked.finalOpenTime) tracked.finalOpenTime = openTime;
+      if (this.#events.has('candleClosed')) this.#events.emit('candleClosed', { symbol, openTime, close: values[4] as number });
+    }
+  }
+
+  /**
+   * The stream of these symbols was interrupted; data after `sinceExchangeTime` may be missing
+   * until repaired.
+   */
+  onInterrupted(symbols: readonly string[], sinceExchangeTime: number): void {
+    const from = openTimeOf(this.#rule.BAR, sinceExchangeTime);
+    for (const symbol of symbols) {
+      const tracked = this.#tracked.get(symbol);
+      if (tracked?.isReady) this.#markHole(tracked, from);
+    }
+  }
+
+  /**
+   * One REST pass within the weight budget: repairs holes first, then symbols whose data the
+   * exchange has not confirmed for `staleAfterMs` (every symbol in REST-only mode, where this is
+   * the update loop), then closed candles whose final values no stream event delivered. Stalest
+   * first, round-robin, never more than the budget's share of one interval.
+   */
+  sweep(options: { staleAfterMs: number; signal?: AbortSignal }): Promise<void> {
+    this.#sweeping ??= this.#sweep(options).finally(() => {
+      this.#sweeping = undefined;
+    });
+    return this.#sweeping;
+  }
+
+  /** Repairs the holes of these symbols now (after a stream resumed), without waiting for a sweep. */
+  async repair(symbols: readonly string[], signal?: AbortSignal): Promise<void> {
+    const combined = this.#signal(signal);
+    await forEachConcurrently(symbols, CONCURRENCY, async (symbol) => {
+      const tracked = this.#tracked.get(symbol);
+      if (tracked?.holeFrom === undefined || this.#repairing.has(symbol)) return;
+      try {
+        await this.#repairOne(tracked, combined);
+      } catch (error) {
+        if (isStop(error, combined)) throw error;
+        this.#logger.warn({ err: error, symbol }, 'repair failed; the sweep will retry');
+      }
+    });
+  }
+
+  /** Why a symbol is or is not served right now, with `securityMs` as the freshness limit. */
+  state(symbol: string, securityMs: number): SymbolState {
+    const tracked = this.#tracked.get(symbol);
+    if (tracked === undefined) return 'unknown';
+    if (!tracked.isReady) return 'warming';
+    if (tracked.holeFrom !== undefined) return 'repairing';
+    const now = this.#connection.clock.now();
+    const newest = tracked.ring.newestOpenTime ?? 0;
+    if (now - newest < securityMs && now - tracked.confirmedAt < securityMs) return 'fresh';
+    return this.#connection.governor.bannedUntil === undefined ? 'stale' : 'banned';
+  }
+
+  /** Stops every request of the engine. Idempotent. */
+  async close(): Promise<void> {
+    this.#closing.abort(new ClosedError('candle sync'));
+    await this.#sweeping?.catch(() => undefined);
+  }
+
+  async #warmOne(tracked: Tracked, useStreams: boolean, signal: AbortSignal): Promise<void> {
+    const bar = this.#rule.BAR;
+    const now = this.#connection.clock.now();
+    const current = openTimeOf(bar, now);
+    const windowStart = this.#windowStart(current);
+    const ring = tracked.ring;
+    if (ring.isEmpty || (ring.oldestOpenTime ?? 0) > windowStart) await this.#loadDailyFiles(tracked, windowStart, current);
+    if (useStreams && ring.newestOpenTime === current && ring.isFull && ring.gaps(bar).length === 0) {
+      // A fresh snapshot: nothing closed since it was taken; the stream confirms the forming candle.
+      tracked.finalOpenTime = previousOpenTime(bar, current);
+      tracked.isReady = true;
+      return;
+    }
+    for (const range of this.#missingRanges(ring, windowStart, current)) {
+      await this.#fetchInto(tracked, range.from, range.to, signal);
+    }
+    tracked.isReady = true;
+  }
+
+  /** Open time of the oldest candle of the window that ends with the candle opening at `current`. */
+  #windowStart(current: number): number {
+    const bar = this.#rule.BAR;
+    if (bar !== '1M') return current - (this.#rule.LENGTH - 1) * intervalMs(bar);
+    let time = current;
+    for (let i = 1; i < this.#rule.LENGTH; i += 1) time = previousOpenTime(bar, time);
+    return time;
+  }
+
+  /** Ranges of open times in [windowStart, current] the ring lacks: the head, inner holes and the tail. */
+  #missingRanges(ring: CandleRing, windowStart: number, current: number): Array<{ from: number; to: number }> {
+    const bar = this.#rule.BAR;
+    const oldest = ring.oldestOpenTime;
+    const newest = ring.newestOpenTime;
+    if (oldest === undefined || newest === undefined || newest < windowStart) return [{ from: windowStart, to: current }];
+    const ranges: Array<{ from: number; to: number }> = [];
+    if (oldest > windowStart) ranges.push({ from: windowStart, to: previousOpenTime(bar, oldest) });
+    for (const gap of ring.gaps(bar)) {
+      if (gap.to >= windowStart) ranges.push({ from: Math.max(gap.from, windowStart), to: gap.to });
+    }
+    // From the newest row on: it may have been forming when it was stored.
+    ranges.push({ from: newest, to: current });
+    return ranges;
+  }
+
+  /** Fills the ring from daily files of the local days that overlap the window (today excluded). */
+  async #loadDailyFiles(tracked: Tracked, windowStart: number, current: number): Promise<void> {
+    const { CANDLE_DIR, MARKET, TIMEZONE, BAR } = this.#rule;
+    const today = localDayOf(current, TIMEZONE);
+    for (let day = localDayOf(windowStart, TIMEZONE); day < today; day = addDays(day, 1)) {
+      if (localDayBounds(day, TIMEZONE).end <= windowStart) continue;
+      try {
+        const rows = await readDailyFile(dailyFilePath(CANDLE_DIR, MARKET, TIMEZONE, BAR, day, tracked.symbol), { timezone: TIMEZONE, bar: BAR, day });
+        if (rows === undefined) continue;
+        const inWindow = rows.filter((row) => row[0] >= windowStart);
+        tracked.ring.upsertMany(inWindow);
+        const last = inWindow.at(-1);
+        if (last !== undefined && last[0] > tracked.finalOpenTime) tracked.finalOpenTime = last[0];
+      } catch (error) {
+        // A damaged file only costs the REST requests that replace it.
+        this.#logger.warn({ err: error, symbol: tracked.symbol, day }, 'daily file unreadable; using REST instead');
+      }
+    }
+  }
+
+  /** Fetches [from, to] over REST into the ring and records the exchange's confirmation. */
+  async #fetchInto(tracked: Tracked, from: number, to: number, signal: AbortSignal): Promise<RawKline[]> {
+    const rows = await this.#connection.rest.klinesRange(tracked.symbol, this.#rule.BAR, from, to, { signal, priority: 'live' });
+    this.#apply(tracked, rows);
+    return rows;
+  }
+
+  #apply(tracked: Tracked, rows: readonly RawKline[]): void {
+    const now = this.#connection.clock.now();
+    tracked.ring.upsertMany(rows);
+    for (let i = rows.length - 1; i >= 0; i -= 1) {
+      const row = rows[i] as RawKline;
+      if (row[COL.closeTime] < now) {
+        if (row[0] > tracked.finalOpenTime) tracked.finalOpenTime = row[0];
+        break;
+      }
+    }
+    if (now > tracked.confirmedAt) tracked.confirmedAt = now;
+    tracked.isReportedStale = false;
+    this.stats.restUpdates += 1;
+  }
+
+  #markHole(tracked: Tracked, from: number): void {
+    if (tracked.holeFrom !== undefined && tracked.holeFrom <= from) return;
+    tracked.holeFrom = from;
+    this.stats.gapsFound += 1;
+    this.#events.emit('gap', { symbol: tracked.symbol, from, to: this.#connection.clock.now(), repaired: false });
+  }
+
+  async #repairOne(tracked: Tracked, signal: AbortSignal): Promise<void> {
+    const from = tracked.holeFrom;
+    if (from === undefined) return;
+    this.#repairing.add(tracked.symbol);
+    try {
+      const to = openTimeOf(this.#rule.BAR, this.#connection.clock.now());
+      await this.#fetchInto(tracked, from, to, signal);
+      // Only clear the hole this repair covered: a newer interruption may have set an earlier one.
+      if (tracked.holeFrom === from) {
+        tracked.holeFrom = undefined;
+        this.stats.gapsRepaired += 1;
+        this.#logger.info({ symbol: tracked.symbol, from: new Date(from).toISOString() }, 'gap repaired over REST');
+        this.#events.emit('gap', { symbol: tracked.symbol, from, to, repaired: true });
+      }
+    } finally {
+      this.#repairing.delete(tracked.symbol);
+    }
+  }
+
+  async #sweep(options: { staleAfterMs: number; signal?: AbortSignal }): Promise<void> {
+    const signal = this.#signal(options.signal);
+    const now = this.#connection.clock.now();
+    const bar = this.#rule.BAR;
+    const governor = this.#connection.governor;
+    if (governor.bannedUntil !== undefined) return;
+    this.stats.sweeps += 1;
+    const all = [...this.#tracked.values()];
+    const count = all.length;
+    const due: Array<{ tracked: Tracked; kind: 'repair' | 'warm' | 'stale' | 'final' }> = [];
+    for (let i = 0; i < count; i += 1) {
+      const tracked = all[(this.#cursor + i) % count] as Tracked;
+      if (!tracked.isReady) due.push({ tracked, kind: 'warm' });
+      else if (tracked.holeFrom !== undefined) due.push({ tracked, kind: 'repair' });
+      else if (now - tracked.confirmedAt >= options.staleAfterMs) due.push({ tracked, kind: 'stale' });
+      else if (closeTimeOf(bar, nextOpenTime(bar, tracked.finalOpenTime)) < now - options.staleAfterMs) due.push({ tracked, kind: 'final' });
+    }
+    if (count > 0) this.#cursor = (this.#cursor + 1) % count;
+    const order = { repair: 0, warm: 1, stale: 2, final: 3 } as const;
+    due.sort((a, b) => order[a.kind] - order[b.kind] || a.tracked.confirmedAt - b.tracked.confirmedAt);
+    for (const { tracked } of due) {
+      const age = now - tracked.confirmedAt;
+      if (tracked.isReady && !tracked.isReportedStale && age >= options.staleAfterMs && tracked.confirmedAt > 0) {
+        tracked.isReportedStale = true;
+        this.#events.emit('stale', { symbol: tracked.symbol, ageMs: age });
+      }
+    }
+    // Plan within the budget's share of one update interval: a big universe is covered over several sweeps.
+    const spec = MARKETS[this.#rule.MARKET];
+    let allowance = Math.max(spec.klinesWeight(spec.klinesBestLimit), (governor.budget * SWEEP_BUDGET_SHARE * this.#rule.UPDATE_INTERVAL_SECONDS) / 60);
+    const planned: typeof due = [];
+    for (const item of due) {
+      const weight = this.#estimateWeight(item.tracked, now);
+      if (weight > allowance) break;
+      allowance -= weight;
+      planned.push(item);
+    }
+    await forEachConcurrently(planned, CONCURRENCY, async ({ tracked, kind }) => {
+      if (!this.#tracked.has(tracked.symbol)) return;
+      try {
+        this.stats.sweepRequests += 1;
+        if (kind === 'warm') await this.#warmOne(tracked, false, signal);
+        else if (kind === 'repair') {
+          if (!this.#repairing.has(tracked.symbol)) await this.#repairOne(tracked, signal);
+        } else {
+          const from = Math.min(nextOpenTime(bar, tracked.finalOpenTime), tracked.ring.newestOpenTime ?? now);
+          await this.#fetchInto(tracked, from, openTimeOf(bar, now), signal);
+        }
+      } catch (error) {
+        if (isStop(error, signal)) throw error;
+        if (error instanceof BannedError) return;
+        this.#logger.warn({ err: error, symbol: tracked.symbol, kind }, 'sweep request failed');
+      }
+    });
+  }
+
+  /** Weight of bringing a symbol up to date: its missing candles in best-size pages. */
+  #estimateWeight(tracked: Tracked, now: number): number {
+    const spec = MARKETS[this.#rule.MARKET];
+    const bar = this.#rule.BAR;
+    const from = tracked.holeFrom ?? Math.min(nextOpenTime(bar, tracked.finalOpenTime), tracked.ring.newestOpenTime ?? 0);
+    const candles = tracked.isReady && from > 0 ? Math.max(1, Math.ceil((now - from) / intervalMs(bar)) + 1) : this.#rule.LENGTH;
+    const pages = Math.ceil(candles / spec.klinesBestLimit);
+    const last = candles - (pages - 1) * spec.klinesBestLimit;
+    return (pages - 1) * spec.klinesWeight(spec.klinesBestLimit) + spec.klinesWeight(last);
+  }
+
+  #signal(signal: AbortSignal | undefined): AbortSignal {
+    return signal === undefined ? this.#closing.signal : AbortSignal.any([signal, this.#closing.signal]);
+  }
+}
+
+function isStop(error: unknown, signal: AbortSignal): boolean {
+  return error instanceof AbortedError || error instanceof ClosedError || signal.aborted;
+}

@@ -13,9 +13,8 @@
  * (await store.load()).futures; // the ban's end
  * ```
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../files/atomic-write.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 
@@ -71,11 +70,8 @@ export class BanStore {
     const write = this.#writes.then(async () => {
       const bans = await this.load();
       bans[budget] = Math.max(bans[budget] ?? 0, until);
-      await mkdir(dirname(this.file), { recursive: true });
-      // A random suffix keeps two processes sharing the file from writing the same temporary.
-      const temporary = `${this.file}.${randomBytes(6).toString('hex')}.tmp`;
-      await writeFile(temporary, `${JSON.stringify(bans)}\n`, 'utf8');
-      await rename(temporary, this.file);
+      // Temp file, fsync and rename: a crash leaves the old file or the new one, never half of one.
+      await writeFileAtomic(this.file, `${JSON.stringify(bans)}\n`);
     });
     // A failed save must not block the ones after it; the caller still sees its own failure.
     this.#writes = write.catch(() => undefined);

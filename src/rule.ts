@@ -31,6 +31,7 @@
  * ```
  */
 import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ConfigError, type ConfigIssue } from './errors.js';
 import {
@@ -67,6 +68,8 @@ export const RULE_FILE_ENV = 'CANDLE_SERVER_CONFIG';
 const DOWNLOAD_TIME_PATTERN = /^([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$/;
 const SYMBOL_FRAGMENT_PATTERN = /^[A-Z0-9_]*$/;
 const CONTRACT_TYPE_PATTERN = /^[A-Z][A-Z_]*$/;
+// A host name (an IP address is checked with isIP): no scheme, port, path or spaces.
+const HOST_NAME_PATTERN = /^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/;
 // Path-shaped check first: TIMEZONE becomes a folder name, so no `..` segment or separator tricks.
 const TIME_ZONE_SHAPE = /^[A-Za-z][A-Za-z0-9_+-]*(?:\/[A-Za-z0-9_+-]+)*$/;
 
@@ -111,6 +114,8 @@ function ruleSchema(market: MarketType) {
     LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
     SYMBOLS_REFRESH_SECONDS: z.number().gt(0).max(86_400).default(900),
     UM_CONTRACT_TYPES: z.array(z.string().regex(CONTRACT_TYPE_PATTERN)).min(1).default([...DEFAULT_UM_CONTRACT_TYPES]),
+    HTTP_HOST: z.string().refine((host) => isIP(host) !== 0 || HOST_NAME_PATTERN.test(host)).default('127.0.0.1'),
+    HTTP_PORT: z.number().int().min(0).max(65_535).nullable().default(null),
   });
 }
 
@@ -135,6 +140,8 @@ type Frozen<T> = T extends readonly (infer E)[] ? readonly E[] : T;
  * - USE_ARCHIVES: fetch history from the bulk archives before REST. UPDATE_MODE: 'websocket' or
  *   'rest'. LOG_LEVEL: pino level. SYMBOLS_REFRESH_SECONDS: how often the symbol universe is
  *   re-read from exchangeInfo. UM_CONTRACT_TYPES: UM contract types that SYMBOLS 'all' keeps.
+ * - HTTP_HOST: address the HTTP API binds (loopback by default: another process on the same host
+ *   reads candles through it). HTTP_PORT: its port, 0 = any free port, null = no HTTP API.
  *
  * @example
  * ```ts
@@ -205,6 +212,10 @@ function expectedFor(key: string, market: MarketType): string | undefined {
       return 'expected a number of seconds greater than 0 and at most 86400';
     case 'UM_CONTRACT_TYPES':
       return 'expected a non-empty list of contract types such as PERPETUAL (A-Z, _)';
+    case 'HTTP_HOST':
+      return "expected a host name or an IP address such as '127.0.0.1' or '::1' (no scheme or port)";
+    case 'HTTP_PORT':
+      return 'expected an integer port from 0 (any free port) to 65535, or null (no HTTP API)';
     default:
       return undefined;
   }
@@ -495,6 +506,8 @@ const ENV_KINDS: Record<RuleKey, EnvKind> = {
   LOG_LEVEL: 'string',
   SYMBOLS_REFRESH_SECONDS: 'number',
   UM_CONTRACT_TYPES: 'list',
+  HTTP_HOST: 'string',
+  HTTP_PORT: 'nullableNumber',
 };
 
 const NUMBER_TEXT = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?$/i;

@@ -258,3 +258,30 @@ describe('loadCandleRule', () => {
     expect((await loadErrorOf({ file })).message).toContain('expected a JSON object of CandleRule fields');
   });
 });
+
+describe('HTTP API settings', () => {
+  it('default to no API, bound to loopback when turned on', () => {
+    expect(DEFAULT_RULE.HTTP_HOST).toBe('127.0.0.1');
+    expect(DEFAULT_RULE.HTTP_PORT).toBeNull();
+    expect(parseCandleRule({ HTTP_PORT: 0 }).HTTP_PORT).toBe(0);
+    expect(parseCandleRule({ HTTP_PORT: 8080, HTTP_HOST: '::1' })).toMatchObject({ HTTP_PORT: 8080, HTTP_HOST: '::1' });
+    expect(parseCandleRule({ HTTP_HOST: 'localhost' }).HTTP_HOST).toBe('localhost');
+  });
+
+  it('refuse a port outside 0-65535 or not an integer, and a host with a scheme or port', () => {
+    for (const port of [-1, 65_536, 80.5, '8080']) {
+      expect(configErrorOf({ HTTP_PORT: port }).issues[0]?.message).toBe(
+        'expected an integer port from 0 (any free port) to 65535, or null (no HTTP API)',
+      );
+    }
+    for (const host of ['http://localhost', '127.0.0.1:8080', '', 'a b']) {
+      expect(configErrorOf({ HTTP_HOST: host }).issues[0]?.path).toBe('HTTP_HOST');
+    }
+  });
+
+  it('are read from CANDLE_SERVER_HTTP_PORT and CANDLE_SERVER_HTTP_HOST', async () => {
+    const rule = await loadCandleRule({ env: { CANDLE_SERVER_HTTP_PORT: '9100', CANDLE_SERVER_HTTP_HOST: '0.0.0.0' } });
+    expect(rule).toMatchObject({ HTTP_PORT: 9100, HTTP_HOST: '0.0.0.0' });
+    expect((await loadCandleRule({ env: { CANDLE_SERVER_HTTP_PORT: 'none' } })).HTTP_PORT).toBeNull();
+  });
+});

@@ -184,9 +184,11 @@ export class CandleSync {
     const openTime = values[COL.openTime] as number;
     const ring = tracked.ring;
     const newest = ring.newestOpenTime;
-    if (newest !== undefined && openTime > nextOpenTime(this.#rule.BAR, newest) && tracked.isReady) {
-      // The stream skipped candles (it was down in between): the ring has a hole until REST fills it.
-      this.#markHole(tracked, nextOpenTime(this.#rule.BAR, newest));
+    if (tracked.isReady && newest !== undefined && openTime > newest) {
+      // A new candle: the one before must have closed with its final values, and none may be skipped.
+      // Otherwise (the stream was down, or a close event never came) the ring has a hole until REST fills it.
+      const firstMissing = tracked.finalOpenTime < newest ? newest : nextOpenTime(this.#rule.BAR, newest);
+      if (firstMissing < openTime) this.#markHole(tracked, firstMissing);
     }
     ring.upsertNumbers(
       openTime,

@@ -215,6 +215,21 @@ describe('CandleServer against the simulated exchange', () => {
     expectClosedRowsEqualExchange('SPOT', 'BTCUSDT', '1s', view);
   });
 
+  it('follows listings and delistings of the universe at run time', async () => {
+    const spot = server('SPOT', { SYMBOLS: 'all', SYMBOL_ENDSWITH: 'USDT', SYMBOLS_FILTER: ['ETHUSDT'], SYMBOLS_REFRESH_SECONDS: 0.3 });
+    await spot.runCandleMap();
+    expect(spot.symbols().sort()).toEqual(['BNBUSDT', 'BTCUSDT']);
+    sim.list('SPOT', { symbol: 'SOLUSDT', listedAt: sim.world.now() - 600_000 });
+    sim.delist('SPOT', 'BNBUSDT');
+    expect(await waitFor(() => !spot.getCandleSecurity('SOLUSDT', 2).isEmpty && !spot.symbols().includes('BNBUSDT'), 10_000)).toBe(true);
+    expect(spot.symbols().sort()).toEqual(['BTCUSDT', 'SOLUSDT']);
+    const view = spot.getCandleSecurity('SOLUSDT', 2, { copy: true });
+    expect(view.length).toBe(60);
+    expectContiguous(view, 1000);
+    expectClosedRowsEqualExchange('SPOT', 'SOLUSDT', '1s', view);
+    expect(spot.status('BNBUSDT').state).toBe('unknown');
+  });
+
   it('a throwing listener does not stop ingestion', async () => {
     const spot = server('SPOT', { SYMBOLS: ['BTCUSDT'] });
     spot.on('candleClosed', () => {

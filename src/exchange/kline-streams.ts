@@ -42,6 +42,7 @@ import { nextOpenTime } from './intervals.js';
 import { KlineFrameDecoder, klineStreamName } from './kline-stream-decode.js';
 import { MessagePacer } from './kline-stream-pacer.js';
 import { MARKETS, SYMBOL_PATTERN, type Interval, type MarketType } from './markets.js';
+import { positiveOption } from '../util/options.js';
 
 /**
  * Called for every kline update, synchronously from the socket's message event. `values` holds
@@ -207,14 +208,6 @@ interface Slot {
   rotationAttempt: number;
 }
 
-function positive(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isFinite(value) || value <= 0) {
-    throw new InvalidArgumentError(`KlineStreams option ${name} must be a positive number, got ${JSON.stringify(value)}`);
-  }
-  return value;
-}
-
 /**
  * Binance kline streams of many symbols of one market and interval, with watchdogs, reconnects
  * and rotation. Constructing does no I/O; `start()` connects.
@@ -279,16 +272,16 @@ export class KlineStreams {
     const base = (options.baseUrl ?? spec.wsBaseUrl).replace(/\/+$/, '');
     if (!/^wss?:\/\//.test(base)) throw new InvalidArgumentError(`KlineStreams baseUrl must start with ws:// or wss://, got ${JSON.stringify(options.baseUrl)}`);
     this.#url = `${base}${spec.wsRoutePrefix}/stream`;
-    this.#maxStreams = Math.floor(positive('maxStreamsPerConnection', options.maxStreamsPerConnection, spec.wsMaxStreamsPerConnection));
-    this.#maxIncoming = Math.floor(positive('maxIncomingPerSecond', options.maxIncomingPerSecond, spec.wsMaxIncomingPerSecond));
-    this.#staleAfterMs = positive('staleAfterMs', options.staleAfterMs, Math.max(MIN_STALE_AFTER_MS, 5 * spec.wsCadenceMs(options.interval)));
-    this.#rotateAfterMs = positive('rotateAfterMs', options.rotateAfterMs, DEFAULT_ROTATE_AFTER_MS);
+    this.#maxStreams = Math.floor(positiveOption('KlineStreams', 'maxStreamsPerConnection', options.maxStreamsPerConnection, spec.wsMaxStreamsPerConnection));
+    this.#maxIncoming = Math.floor(positiveOption('KlineStreams', 'maxIncomingPerSecond', options.maxIncomingPerSecond, spec.wsMaxIncomingPerSecond));
+    this.#staleAfterMs = positiveOption('KlineStreams', 'staleAfterMs', options.staleAfterMs, Math.max(MIN_STALE_AFTER_MS, 5 * spec.wsCadenceMs(options.interval)));
+    this.#rotateAfterMs = positiveOption('KlineStreams', 'rotateAfterMs', options.rotateAfterMs, DEFAULT_ROTATE_AFTER_MS);
     this.#backoff = {
-      baseMs: positive('backoff.baseMs', options.backoff?.baseMs, 500),
-      maxMs: positive('backoff.maxMs', options.backoff?.maxMs, 30_000),
-      resetAfterMs: positive('backoff.resetAfterMs', options.backoff?.resetAfterMs, 60_000),
+      baseMs: positiveOption('KlineStreams', 'backoff.baseMs', options.backoff?.baseMs, 500),
+      maxMs: positiveOption('KlineStreams', 'backoff.maxMs', options.backoff?.maxMs, 30_000),
+      resetAfterMs: positiveOption('KlineStreams', 'backoff.resetAfterMs', options.backoff?.resetAfterMs, 60_000),
     };
-    this.#handshakeTimeoutMs = positive('handshakeTimeoutMs', options.handshakeTimeoutMs, 10_000);
+    this.#handshakeTimeoutMs = positiveOption('KlineStreams', 'handshakeTimeoutMs', options.handshakeTimeoutMs, 10_000);
     this.#log = (options.logger ?? silentLogger()).child({ component: 'kline-streams', market: options.market });
     this.#onKline = options.onKline;
     this.#onEvent = options.onEvent;

@@ -38,6 +38,7 @@ import {
   serverShutdownJson,
 } from './stream-protocol.js';
 import type { SimWorld } from './types.js';
+import { positiveOption } from '../util/options.js';
 
 /**
  * Options of a `KlineStreamServer`; every limit defaults to the market's (see `MARKETS`).
@@ -145,14 +146,6 @@ interface CadenceGroup {
   nextAt: number;
 }
 
-function positive(name: string, value: number | undefined, fallback: number): number {
-  if (value === undefined) return fallback;
-  if (!Number.isFinite(value) || value <= 0) {
-    throw new InvalidArgumentError(`KlineStreamServer option ${name} must be a positive number, got ${JSON.stringify(value)}`);
-  }
-  return value;
-}
-
 function rejectUpgrade(socket: Duplex, status: number, message: string): void {
   const reason = status === 404 ? 'Not Found' : status === 400 ? 'Bad Request' : 'Service Unavailable';
   const body = `${message}\n`;
@@ -201,13 +194,13 @@ export class KlineStreamServer {
     this.#market = options.market;
     this.#world = options.world;
     this.#log = (options.logger ?? silentLogger()).child({ component: 'sim-streams', market: options.market });
-    const cadenceMs = options.cadenceMs === undefined ? undefined : positive('cadenceMs', options.cadenceMs, 0);
+    const cadenceMs = options.cadenceMs === undefined ? undefined : positiveOption('KlineStreamServer', 'cadenceMs', options.cadenceMs, 0);
     this.#cadenceOf = cadenceMs === undefined ? (interval) => spec.wsCadenceMs(interval) : () => cadenceMs;
-    this.#maxStreams = Math.floor(positive('maxStreamsPerConnection', options.maxStreamsPerConnection, spec.wsMaxStreamsPerConnection));
-    this.#maxIncoming = Math.max(1, Math.floor(positive('maxIncomingPerSecond', options.maxIncomingPerSecond, spec.wsMaxIncomingPerSecond)));
-    this.#pingIntervalMs = positive('pingIntervalMs', options.pingIntervalMs, spec.wsPingIntervalMs);
-    this.#pongTimeoutMs = positive('pongTimeoutMs', options.pongTimeoutMs, spec.wsPongTimeoutMs);
-    this.#maxLifetimeMs = positive('maxLifetimeMs', options.maxLifetimeMs, spec.wsMaxLifetimeMs);
+    this.#maxStreams = Math.floor(positiveOption('KlineStreamServer', 'maxStreamsPerConnection', options.maxStreamsPerConnection, spec.wsMaxStreamsPerConnection));
+    this.#maxIncoming = Math.max(1, Math.floor(positiveOption('KlineStreamServer', 'maxIncomingPerSecond', options.maxIncomingPerSecond, spec.wsMaxIncomingPerSecond)));
+    this.#pingIntervalMs = positiveOption('KlineStreamServer', 'pingIntervalMs', options.pingIntervalMs, spec.wsPingIntervalMs);
+    this.#pongTimeoutMs = positiveOption('KlineStreamServer', 'pongTimeoutMs', options.pongTimeoutMs, spec.wsPongTimeoutMs);
+    this.#maxLifetimeMs = positiveOption('KlineStreamServer', 'maxLifetimeMs', options.maxLifetimeMs, spec.wsMaxLifetimeMs);
     this.#wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,

@@ -14,6 +14,7 @@
  * integerOption(parsed.values, 'rows', { min: 1 }); // 5
  * ```
  */
+import type { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { InvalidArgumentError } from '../errors.js';
 
@@ -175,4 +176,41 @@ function describeParseError(error: unknown): string {
   const missing = /Option '([^']+)' argument missing/.exec(message);
   if (missing !== null) return `option ${missing[1]} needs a value`;
   return message.split('\n')[0]?.replace(/\. To specify.*$/, '') ?? message;
+}
+
+/**
+ * What a command gets from the process, handed over by `main.ts` (the only code that touches
+ * `process`): output streams, the environment, stop requests and the PM2 ready message.
+ *
+ * @example
+ * ```ts
+ * const code = await runInspect(['snap.bin', '--format', 'csv'], context);
+ * ```
+ */
+export interface CliContext {
+  readonly stdout: Writable & { isTTY?: boolean };
+  readonly stderr: Writable & { isTTY?: boolean };
+  readonly env: Readonly<Record<string, string | undefined>>;
+  /** Aborted by the first SIGTERM or SIGINT: finish gracefully. */
+  readonly stop: AbortSignal;
+  /** Aborted by a second signal: stop at once (the process exits right after). */
+  readonly force: AbortSignal;
+  /** Tells a supervisor (PM2) that the service is ready; undefined when none listens. */
+  readonly notifyReady: (() => void) | undefined;
+}
+
+/** A command's entry point: parses its arguments and resolves with the exit code. */
+export type CommandRunner = (argv: readonly string[], context: CliContext) => Promise<number>;
+
+/**
+ * Resolves when `signal` aborts (at once when it already has).
+ *
+ * @example
+ * ```ts
+ * await untilAborted(context.stop);
+ * ```
+ */
+export function untilAborted(signal: AbortSignal): Promise<void> {
+  if (signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
 }

@@ -86,7 +86,7 @@ export async function runStart(argv: readonly string[], context: CliContext): Pr
         api = await startHttpApi({ server, host: rule.HTTP_HOST, port: rule.HTTP_PORT, logger });
         log.info(
           { url: api.url, port: api.port },
-          `HTTP API listening on ${api.url} (try ${api.url}/health, ${api.url}/metrics, ${api.url}/candles/<SYMBOL>)`,
+          `try ${api.url}/health, ${api.url}/metrics, ${api.url}/symbols, ${api.url}/candles/<SYMBOL>`,
         );
       }
       const started = server.runCandleMap();

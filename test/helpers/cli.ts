@@ -51,22 +51,35 @@ export function spawnNode(args: readonly string[], options: { env?: Record<strin
   const stdout: string[] = [];
   const stderr: string[] = [];
   const waiters = new Set<() => void>();
-  const split = (into: string[]) => {
+  const split = (stream: NodeJS.ReadableStream | null, into: string[]): void => {
     let rest = '';
-    return (chunk: Buffer) => {
+    stream?.on('data', (chunk: Buffer) => {
       const lines = (rest + chunk.toString('utf8')).split('\n');
       rest = lines.pop() ?? '';
       into.push(...lines);
       for (const wake of waiters) wake();
-    };
+    });
+    // A last line without a newline.
+    stream?.on('end', () => {
+      if (rest !== '') into.push(rest);
+      rest = '';
+    });
   };
-  child.stdout?.on('data', split(stdout));
-  child.stderr?.on('data', split(stderr));
+  split(child.stdout, stdout);
+  split(child.stderr, stderr);
   const exited = new Promise<number>((resolve) => {
     child.on('exit', (code, signal) => {
       children.delete(child);
-      for (const wake of waiters) wake();
-      resolve(code ?? 128 + (SIGNAL_NUMBERS[signal ?? ''] ?? 0));
+      const settle = (): void => {
+        for (const wake of waiters) wake();
+        resolve(code ?? 128 + (SIGNAL_NUMBERS[signal ?? ''] ?? 0));
+      };
+      // 'close' comes once the pipes are drained; a grandchild holding them (a daemon) must not hang us.
+      const timer = setTimeout(settle, 1000);
+      child.once('close', () => {
+        clearTimeout(timer);
+        settle();
+      });
     });
   });
   let hasExited = false;
@@ -120,8 +133,6 @@ export async function runCli(
   const timer = setTimeout(() => cli.kill('SIGKILL'), options.ms ?? 20_000);
   const code = await cli.exited;
   clearTimeout(timer);
-  // 'exit' can come before the last 'data' events of the pipes.
-  await new Promise((resolve) => setImmediate(resolve));
   return { code, stdout: cli.stdout.join('\n'), stderr: cli.stderr.join('\n') };
 }
 

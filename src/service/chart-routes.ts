@@ -13,9 +13,12 @@
  *
  * Longer periods (1h, 4h, 1d) need more time than the ring's LENGTH candles of BAR cover. Bars
  * older than the ring's oldest candle then come from the daily files of CANDLE_DIR: consecutive
- * local days going back from the ring's oldest candle, as far as `limit` bars (plus indicator
- * warm-up) need, at most `maxHistoryDays` (default 30) days, and stopping at the first day with
- * no file. Completed days are cached per period (checked against the file's size and mtime).
+ * local days going back from the one holding the candle just before the ring's oldest, as far as
+ * `limit` bars (plus indicator warm-up) need, at most `maxHistoryDays` (default 30) days, and
+ * stopping at the first day with no file. So history joins the ring without a hole, or not at
+ * all: it needs a ring reaching back into a day whose file exists (the default LENGTH of 2880 1m
+ * candles with LOCAL_CANDLE_DAYS 2 gives about four days). Days wholly before the ring are cached
+ * per period (checked against the file's size and mtime).
  *
  * The page bundle is found in `dist/web/chart/` whether this module runs from `src/` (tests,
  * tsx) or from `dist/`; build it with `npm run build:web`.

@@ -375,13 +375,13 @@ function gapText(gaps: readonly InspectedGap[]): string {
   return gaps.length === 0 ? 'none' : `${gaps.length} (${missingCandles(gaps)} candles)`;
 }
 
-/** Lines of an aligned text table: numbers right-aligned, text left-aligned. */
-function textTable(headers: readonly string[], rows: ReadonlyArray<ReadonlyArray<string | number>>): string[] {
+/** Lines of an aligned text table: numbers (and every column when `isNumeric`) right-aligned, text left-aligned. */
+function textTable(headers: readonly string[], rows: ReadonlyArray<ReadonlyArray<string | number>>, isNumeric = false): string[] {
   const cells = rows.map((row) => row.map(String));
   const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((row) => row[i]?.length ?? 0)));
   const line = (values: readonly string[], raw: ReadonlyArray<string | number>): string =>
     values
-      .map((value, i) => (typeof raw[i] === 'number' ? value.padStart(widths[i] ?? 0) : value.padEnd(widths[i] ?? 0)))
+      .map((value, i) => (isNumeric || typeof raw[i] === 'number' ? value.padStart(widths[i] ?? 0) : value.padEnd(widths[i] ?? 0)))
       .join('  ')
       .trimEnd();
   return [line(headers, []), line(widths.map((w) => '-'.repeat(w)), []), ...cells.map((row, r) => line(row, rows[r] ?? []))];
@@ -390,7 +390,7 @@ function textTable(headers: readonly string[], rows: ReadonlyArray<ReadonlyArray
 function candleTable(rows: ReadonlyArray<ReadonlyArray<string | number>>): string[] {
   // Open and close time read better as dates; the other columns are shown as stored.
   const shown = rows.map((row) => row.map((value, col) => (col === 0 || col === 6 ? iso(Number(value)) : value)));
-  return textTable(KLINE_COLUMNS, shown);
+  return textTable(KLINE_COLUMNS, shown, true);
 }
 
 function gapLines(gaps: readonly InspectedGap[], indent: string): string[] {

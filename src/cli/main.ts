@@ -15,18 +15,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { CandleServerError } from '../errors.js';
-import { formatHelp, usageError, type CliContext, type CommandRunner, type CommandSpec } from './args.js';
-import { downloadSpec, runDownload } from './commands/download.js';
-import { inspectSpec, runInspect } from './commands/inspect.js';
-import { runSim, simSpec } from './commands/sim.js';
-import { runStart, startSpec } from './commands/start.js';
+import { usageError, type CliContext, type CommandRunner } from './args.js';
 import { createCliLogger } from './logger.js';
 
-const COMMANDS: ReadonlyMap<string, { spec: CommandSpec; run: CommandRunner }> = new Map([
-  ['start', { spec: startSpec, run: runStart }],
-  ['sim', { spec: simSpec, run: runSim }],
-  ['download', { spec: downloadSpec, run: runDownload }],
-  ['inspect', { spec: inspectSpec, run: runInspect }],
+// Each command's module is loaded only when it runs: `--help` and `inspect` stay quick to start.
+const COMMANDS: ReadonlyMap<string, { summary: string; load: () => Promise<CommandRunner> }> = new Map([
+  ['start', { summary: 'run the candle server (HTTP API when HTTP_PORT is set)', load: async () => (await import('./commands/start.js')).runStart }],
+  ['sim', { summary: 'run the simulated Binance exchange, for offline use and demos', load: async () => (await import('./commands/sim.js')).runSim }],
+  ['download', { summary: 'write the daily candle files of past days', load: async () => (await import('./commands/download.js')).runDownload }],
+  ['inspect', { summary: 'show a snapshot or a daily file as a table, CSV or JSON', load: async () => (await import('./commands/inspect.js')).runInspect }],
 ]);
 
 // Errors that mean "the input was wrong": exit 2 with one line, no stack.
@@ -42,7 +39,7 @@ function globalHelp(): string {
     'Keeps the last N Binance candles of many symbols in memory, always current, within the request-weight budget.',
     '',
     'Commands:',
-    ...[...COMMANDS.values()].map(({ spec }) => `  ${spec.name.padEnd(width)}  ${spec.summary.split('. ')[0]?.replace(/\.$/, '')}`),
+    ...[...COMMANDS].map(([name, { summary }]) => `  ${name.padEnd(width)}  ${summary}`),
     '',
     'Options:',
     '  -h, --help     show this help (also: candle-server <command> --help)',
@@ -69,8 +66,8 @@ async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(globalHelp());
     return 2;
   }
-  if (name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(rest[0] !== undefined && COMMANDS.has(rest[0]) ? formatHelp(COMMANDS.get(rest[0])!.spec) : globalHelp());
+  if (name === '--help' || name === '-h') {
+    process.stdout.write(globalHelp());
     return 0;
   }
   if (name === '--version' || name === '-v') {
@@ -103,7 +100,8 @@ async function main(argv: readonly string[]): Promise<number> {
     force: force.signal,
     notifyReady: typeof process.send === 'function' ? () => process.send?.('ready') : undefined,
   };
-  return command.run(rest, context);
+  const run = await command.load();
+  return run(rest, context);
 }
 
 function exit(code: number): void {

@@ -124,13 +124,13 @@ export function spawnNode(args: readonly string[], options: { env?: Record<strin
   };
 }
 
-/** Runs the CLI to its end (killed after `ms`) and returns its exit code and output. */
+/** Runs the CLI to its end (killed after `ms`, default 30 s) and returns its exit code and output. */
 export async function runCli(
   args: readonly string[],
   options: { env?: Record<string, string>; cwd?: string; ms?: number } = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   const cli = spawnCli(args, options);
-  const timer = setTimeout(() => cli.kill('SIGKILL'), options.ms ?? 20_000);
+  const timer = setTimeout(() => cli.kill('SIGKILL'), options.ms ?? 30_000);
   const code = await cli.exited;
   clearTimeout(timer);
   return { code, stdout: cli.stdout.join('\n'), stderr: cli.stderr.join('\n') };

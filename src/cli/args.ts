@@ -214,3 +214,20 @@ export function untilAborted(signal: AbortSignal): Promise<void> {
   if (signal.aborted) return Promise.resolve();
   return new Promise((resolve) => signal.addEventListener('abort', () => resolve(), { once: true }));
 }
+
+/**
+ * Parses a command's arguments; on `--help` writes the help to stdout and returns undefined, so
+ * the command returns exit code 0.
+ *
+ * @example
+ * ```ts
+ * const parsed = parseOrHelp(spec, argv, context);
+ * if (parsed === undefined) return 0;
+ * ```
+ */
+export function parseOrHelp(spec: CommandSpec, argv: readonly string[], context: Pick<CliContext, 'stdout'>): ParsedCommand | undefined {
+  const parsed = parseCommand(spec, argv);
+  if (!parsed.isHelp) return parsed;
+  context.stdout.write(formatHelp(spec));
+  return undefined;
+}

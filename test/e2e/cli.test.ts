@@ -49,6 +49,9 @@ describe('the built CLI against the simulated exchange', () => {
     expect(metrics.status).toBe(200);
     expect(metrics.text).toMatch(/^candle_server_weight_used\{market="SPOT"\} \d+/m);
 
+    const chart = await get(`${base}/chart`);
+    expect([200, 503]).toContain(chart.status);
+
     const candles = await get(`${base}/candles/BTCUSDT`);
     expect(candles.status).toBe(200);
     const body = JSON.parse(candles.text) as { symbol: string; rows: number[][] };

@@ -16,7 +16,7 @@ import { loadCandleRule, type CandleRuleInput } from '../../rule.js';
 import { DailyBackfill, type DaySummary } from '../../sync/daily-backfill.js';
 import { MarketConnection } from '../../sync/market-connection.js';
 import { selectUniverse } from '../../sync/universe.js';
-import { formatHelp, integerOption, listOption, parseCommand, stringOption, usageError, type CliContext, type CommandSpec } from '../args.js';
+import { integerOption, listOption, parseOrHelp, stringOption, usageError, type CliContext, type CommandSpec } from '../args.js';
 import { createCliLogger } from '../logger.js';
 import { Progress } from '../progress.js';
 
@@ -51,11 +51,8 @@ export const downloadSpec: CommandSpec = {
  * ```
  */
 export async function runDownload(argv: readonly string[], context: CliContext): Promise<number> {
-  const parsed = parseCommand(downloadSpec, argv);
-  if (parsed.isHelp) {
-    context.stdout.write(formatHelp(downloadSpec));
-    return 0;
-  }
+  const parsed = parseOrHelp(downloadSpec, argv, context);
+  if (parsed === undefined) return 0;
   const { values } = parsed;
   const file = stringOption(values, 'config');
   const symbolList = listOption(values, 'symbols');

@@ -9,7 +9,7 @@
  * ```
  */
 import { inspectFile } from '../../service/inspect.js';
-import { formatHelp, integerOption, parseCommand, stringOption, usageError, type CliContext, type CommandSpec } from '../args.js';
+import { integerOption, parseOrHelp, stringOption, usageError, type CliContext, type CommandSpec } from '../args.js';
 
 /** Output formats of `inspect`. */
 export const INSPECT_FORMATS = ['table', 'csv', 'json'] as const;
@@ -37,11 +37,8 @@ export const inspectSpec: CommandSpec = {
  * ```
  */
 export async function runInspect(argv: readonly string[], context: CliContext): Promise<number> {
-  const parsed = parseCommand(inspectSpec, argv);
-  if (parsed.isHelp) {
-    context.stdout.write(formatHelp(inspectSpec));
-    return 0;
-  }
+  const parsed = parseOrHelp(inspectSpec, argv, context);
+  if (parsed === undefined) return 0;
   const file = parsed.positionals[0];
   if (file === undefined) throw usageError(inspectSpec, 'FILE is missing: expected the path of a snapshot or a daily candle file');
   const format = stringOption(parsed.values, 'format') ?? 'table';

@@ -19,7 +19,7 @@ import { writeFileAtomic } from '../../files/atomic-write.js';
 import type { CandleRuleInput } from '../../rule.js';
 import { generateSymbols, SimulatedBinance, type OhlcvRow, type SimulatedBinanceOptions, type SimUrls } from '../../sim/index.js';
 import { isSymbol } from '../../symbols.js';
-import { formatHelp, integerOption, listOption, parseCommand, stringOption, untilAborted, usageError, type CliContext, type CommandSpec } from '../args.js';
+import { integerOption, listOption, parseOrHelp, stringOption, untilAborted, usageError, type CliContext, type CommandSpec } from '../args.js';
 
 /** The `sim` command's options and help. */
 export const simSpec: CommandSpec = {
@@ -61,11 +61,8 @@ export interface SimAnnouncement {
  * ```
  */
 export async function runSim(argv: readonly string[], context: CliContext): Promise<number> {
-  const parsed = parseCommand(simSpec, argv);
-  if (parsed.isHelp) {
-    context.stdout.write(formatHelp(simSpec));
-    return 0;
-  }
+  const parsed = parseOrHelp(simSpec, argv, context);
+  if (parsed === undefined) return 0;
   const { values } = parsed;
   const markets = parseMarkets(listOption(values, 'markets'));
   const count = integerOption(values, 'symbols', { min: 1, max: 20_000 });

@@ -13,8 +13,9 @@
 import { CandleServer } from '../../candle-server.js';
 import type { Logger } from '../../log.js';
 import { loadCandleRule, type CandleRuleInput } from '../../rule.js';
+import { chartRoutes } from '../../service/chart-routes.js';
 import { startHttpApi } from '../../service/http-api.js';
-import { formatHelp, integerOption, parseCommand, stringOption, untilAborted, type CliContext, type CommandSpec } from '../args.js';
+import { integerOption, parseOrHelp, stringOption, untilAborted, type CliContext, type CommandSpec } from '../args.js';
 import { createCliLogger } from '../logger.js';
 
 /** Default bound on a graceful stop, seconds; PM2's kill_timeout and systemd's TimeoutStopSec sit above it. */
@@ -49,11 +50,8 @@ export const startSpec: CommandSpec = {
  * ```
  */
 export async function runStart(argv: readonly string[], context: CliContext): Promise<number> {
-  const parsed = parseCommand(startSpec, argv);
-  if (parsed.isHelp) {
-    context.stdout.write(formatHelp(startSpec));
-    return 0;
-  }
+  const parsed = parseOrHelp(startSpec, argv, context);
+  if (parsed === undefined) return 0;
   const timeoutMs = (integerOption(parsed.values, 'shutdown-timeout', { min: 1, max: 3600 }) ?? DEFAULT_SHUTDOWN_TIMEOUT_SECONDS) * 1000;
   const file = stringOption(parsed.values, 'config');
   const logLevel = stringOption(parsed.values, 'log-level');
@@ -83,10 +81,10 @@ export async function runStart(argv: readonly string[], context: CliContext): Pr
   async function serve(): Promise<number> {
     try {
       if (rule.HTTP_PORT !== null) {
-        api = await startHttpApi({ server, host: rule.HTTP_HOST, port: rule.HTTP_PORT, logger });
+        api = await startHttpApi({ server, host: rule.HTTP_HOST, port: rule.HTTP_PORT, logger, extraRoutes: chartRoutes(server, { logger }) });
         log.info(
           { url: api.url, port: api.port },
-          `try ${api.url}/health, ${api.url}/metrics, ${api.url}/symbols, ${api.url}/candles/<SYMBOL>`,
+          `try ${api.url}/chart, ${api.url}/health, ${api.url}/metrics, ${api.url}/symbols, ${api.url}/candles/<SYMBOL>`,
         );
       }
       const started = server.runCandleMap();

@@ -56,6 +56,8 @@ export interface Tracked {
   readonly ring: CandleRing;
   /** Exchange time of the last confirmation; 0 = never. */
   confirmedAt: number;
+  /** Exchange time (`E`) of the last stream update; 0 = never. */
+  streamAt: number;
   /** True once the warm start has filled the ring. */
   isReady: boolean;
   /** Open time from which candles may be missing, or undefined when the ring has no hole. */
@@ -144,7 +146,7 @@ export class CandleSync {
     for (const symbol of symbols) {
       if (this.#tracked.has(symbol)) continue;
       const ring = this.#map.get(symbol) ?? this.#map.add(symbol);
-      this.#tracked.set(symbol, { symbol, ring, confirmedAt: 0, isReady: false, holeFrom: undefined, finalOpenTime: 0, isReportedStale: false });
+      this.#tracked.set(symbol, { symbol, ring, confirmedAt: 0, streamAt: 0, isReady: false, holeFrom: undefined, finalOpenTime: 0, isReportedStale: false });
     }
     const signal = this.#signal(options.signal);
     let done = 0;
@@ -205,6 +207,7 @@ export class CandleSync {
       values[11] as number,
     );
     if (eventTime > tracked.confirmedAt) tracked.confirmedAt = eventTime;
+    if (eventTime > tracked.streamAt) tracked.streamAt = eventTime;
     tracked.isReportedStale = false;
     this.stats.streamUpdates += 1;
     if (this.#latency !== undefined) this.#latency.record(this.#localNow() + this.#connection.clock.offsetMs - eventTime);
@@ -338,22 +341,30 @@ export class CandleSync {
 
   /** Fetches [from, to] over REST into the ring and records the exchange's confirmation. */
   async #fetchInto(tracked: Tracked, from: number, to: number, signal: AbortSignal): Promise<RawKline[]> {
+    const sentAt = this.#connection.clock.now();
     const rows = await this.#connection.rest.klinesRange(tracked.symbol, this.#rule.BAR, from, to, { signal, priority: 'live' });
-    this.#apply(tracked, rows);
+    this.#apply(tracked, rows, sentAt);
     return rows;
   }
 
-  #apply(tracked: Tracked, rows: readonly RawKline[]): void {
-    const now = this.#connection.clock.now();
-    tracked.ring.upsertMany(rows);
-    for (let i = rows.length - 1; i >= 0; i -= 1) {
-      const row = rows[i] as RawKline;
-      if (row[COL.closeTime] < now) {
+  /**
+   * Writes a REST reply requested at exchange time `sentAt`. Rows that closed before `sentAt` are
+   * final. A row that may still have been forming when the reply was made does not overwrite a
+   * row the stream has updated since: the reply is older than the stream's values.
+   */
+  #apply(tracked: Tracked, rows: readonly RawKline[], sentAt: number): void {
+    const isStreamAhead = tracked.streamAt >= sentAt;
+    const accepted: RawKline[] = [];
+    for (const row of rows) {
+      if (row[COL.closeTime] < sentAt) {
+        accepted.push(row);
         if (row[0] > tracked.finalOpenTime) tracked.finalOpenTime = row[0];
-        break;
+      } else if (!isStreamAhead || tracked.ring.indexOf(row[0]) < 0) {
+        accepted.push(row);
       }
     }
-    if (now > tracked.confirmedAt) tracked.confirmedAt = now;
+    tracked.ring.upsertMany(accepted);
+    if (sentAt > tracked.confirmedAt) tracked.confirmedAt = sentAt;
     tracked.isReportedStale = false;
     this.stats.restUpdates += 1;
   }

@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { request } from 'undici';
@@ -78,6 +78,27 @@ describe('the built CLI against the simulated exchange', () => {
     const text = json.stdout;
     expect(() => JSON.parse(text) as unknown).not.toThrow();
     for (const symbol of ['BTCUSDT', 'ETHUSDT', 'BNBUSDT']) expect(text).toContain(`"${symbol}"`);
+  });
+
+  it('downloads daily files with progress and the COMPLETE DOWNLOAD summaries, skipping them the second time', async () => {
+    const config = announcement.configs.SPOT ?? '';
+    const rule = JSON.parse(await readFile(config, 'utf8')) as { CANDLE_DIR: string; TIMEZONE: string };
+    const first = await runCli(['download', '--config', config, '--symbols', 'BTCUSDT,ETHUSDT', '--days', '2']);
+    expect(first.code).toBe(0);
+    const summaries = first.stdout.split('\n').filter((line) => line.startsWith('COMPLETE DOWNLOAD'));
+    expect(summaries).toHaveLength(2);
+    for (const line of summaries) expect(line).toMatch(/\(ALL:2 SKIP:0 SUC:2 WARN:0 ERROR:0\)$/);
+    // The progress line goes to stderr (plain lines: not a terminal).
+    expect(first.stderr).toMatch(/download .*100% 4\/4/);
+    const folder = join(rule.CANDLE_DIR, `SPOT-${rule.TIMEZONE.replace('/', '')}-1m`);
+    const months = await readdir(folder);
+    const days = (await Promise.all(months.map((m) => readdir(join(folder, m))))).flat();
+    expect(days).toHaveLength(2);
+    const second = await runCli(['download', '--config', config, '--symbols', 'BTCUSDT,ETHUSDT', '--days', '2']);
+    expect(second.code).toBe(0);
+    for (const line of second.stdout.split('\n').filter((l) => l.startsWith('COMPLETE DOWNLOAD'))) {
+      expect(line).toMatch(/\(ALL:2 SKIP:2 SUC:0 WARN:0 ERROR:0\)$/);
+    }
   });
 
   it('a second signal stops at once with 128 + the signal number', async () => {

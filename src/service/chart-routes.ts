@@ -47,7 +47,7 @@ import { silentLogger, type Logger } from '../log.js';
 import type { CandleView } from '../store/candle-view.js';
 import { assertSymbol } from '../symbols.js';
 import type { SymbolState } from '../sync/candle-sync.js';
-import { sendError, sendJson, type HttpRoute } from './http-api.js';
+import { readQuery, sendError, sendJson, type HttpRoute } from './http-api.js';
 
 /** The periods the page offers (those the BAR aggregates into). */
 export const CHART_PERIODS = ['1m', '5m', '15m', '1h', '4h', '1d'] as const satisfies readonly Interval[];
@@ -243,7 +243,7 @@ class ChartService {
   }
 
   async #candles(res: ServerResponse, url: URL): Promise<void> {
-    const query = readChartQuery(url, ['symbol', 'period', 'limit']);
+    const query = readQuery(url, ['symbol', 'period', 'limit']);
     const symbol = this.#symbol(query);
     const period = this.#period(query);
     const limit = parseLimit(query.get('limit'));
@@ -291,7 +291,7 @@ class ChartService {
   }
 
   #live(req: IncomingMessage, res: ServerResponse, url: URL): void {
-    const query = readChartQuery(url, ['symbol', 'period']);
+    const query = readQuery(url, ['symbol', 'period']);
     const symbol = this.#symbol(query);
     const period = this.#period(query);
     if (!this.#isFollowed(res, symbol)) return;
@@ -465,13 +465,3 @@ function parseLimit(text: string | undefined): number {
   return limit;
 }
 
-/** The query parameters, refusing unknown and repeated ones. */
-function readChartQuery(url: URL, allowed: readonly string[]): Map<string, string> {
-  const values = new Map<string, string>();
-  for (const [name, value] of url.searchParams) {
-    if (!allowed.includes(name)) throw new InvalidArgumentError(`query parameter ${JSON.stringify(name)} is not known on ${url.pathname}; expected ${allowed.join(', ')}`);
-    if (values.has(name)) throw new InvalidArgumentError(`query parameter ${name} is given twice; expected it once`);
-    values.set(name, value);
-  }
-  return values;
-}

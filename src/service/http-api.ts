@@ -359,8 +359,16 @@ function tailRows(view: CandleView, limit: number): number[][] {
   return rows;
 }
 
-/** The query parameters, refusing unknown and repeated ones. */
-function readQuery(url: URL, allowed: readonly string[]): Map<string, string> {
+/**
+ * The query parameters of a request, refusing unknown and repeated ones (InvalidArgumentError,
+ * answered 400). Shared by every route so they all reject bad input alike.
+ *
+ * @example
+ * ```ts
+ * const query = readQuery(url, ['symbol', 'limit']);
+ * ```
+ */
+export function readQuery(url: URL, allowed: readonly string[]): Map<string, string> {
   const values = new Map<string, string>();
   for (const [name, value] of url.searchParams) {
     if (!allowed.includes(name)) {

@@ -16,7 +16,7 @@ import { CandleServer } from '../../src/candle-server.js';
 import { chartRoutes } from '../../src/service/chart-routes.js';
 import { startHttpApi, type HttpApi } from '../../src/service/http-api.js';
 import type { SimulatedBinance } from '../../src/sim/index.js';
-import { startSim } from '../helpers/sim.js';
+import { simRule, startSim } from '../helpers/sim.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -79,18 +79,11 @@ describe('the chart page in Chromium', () => {
       instType: 'SPOT',
       budgetScope: 'chart-browser-test',
       rule: {
-        SYMBOLS: ['BTCUSDT', 'ETHUSDT'],
+        ...simRule(sim, 'SPOT', dir),
         LENGTH,
         BAR: '1m',
-        LOCAL_CANDLE_DAYS: 0,
-        DOWNLOAD_TIME: null,
         UPDATE_INTERVAL_SECONDS: 1,
         CACHE_DELAY_SECONDS: null,
-        CACHE_DIR: join(dir, 'cache'),
-        CANDLE_DIR: join(dir, 'candles'),
-        REST_BASE_URL: sim.urls('SPOT').rest,
-        WS_BASE_URL: sim.urls('SPOT').ws,
-        ARCHIVE_BASE_URL: sim.urls('SPOT').archive,
       },
     });
     await server.runCandleMap();

@@ -10,9 +10,12 @@
  * ```
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { SimulatedBinance, type SimulatedBinanceOptions } from '../../src/sim/index.js';
+import type { MarketType } from '../../src/exchange/markets.js';
+import type { CandleRuleInput } from '../../src/rule.js';
 import type { OhlcvRow } from '../../src/sim/market-data.js';
 
 /** Starts a simulator on loopback (port 0 per market). Close it in `afterAll`/`afterEach`. */
@@ -53,4 +56,30 @@ export async function getBytes(url: string): Promise<{ status: number; bytes: Ui
 export function loadRealRows(): OhlcvRow[] {
   const file = fileURLToPath(new URL('../../../shared/data/real-1m-ohlcv-2017-11.json', import.meta.url));
   return JSON.parse(readFileSync(file, 'utf8')) as OhlcvRow[];
+}
+
+/**
+ * The rule a test's CandleServer uses against `sim`: the simulator's URLs, data folders under
+ * `dir`, no daily files, short intervals, two symbols of 60 one-second candles. Override any field.
+ *
+ * @example
+ * ```ts
+ * new CandleServer({ instType: 'SPOT', rule: simRule(sim, 'SPOT', dir, { LENGTH: 300, BAR: '1m' }) });
+ * ```
+ */
+export function simRule(sim: SimulatedBinance, market: MarketType, dir: string, overrides: CandleRuleInput = {}): CandleRuleInput {
+  return {
+    SYMBOLS: ['BTCUSDT', 'ETHUSDT'],
+    LENGTH: 60,
+    BAR: '1s',
+    LOCAL_CANDLE_DAYS: 0,
+    DOWNLOAD_TIME: null,
+    UPDATE_INTERVAL_SECONDS: 0.5,
+    CACHE_DIR: join(dir, 'cache'),
+    CANDLE_DIR: join(dir, 'candles'),
+    REST_BASE_URL: sim.urls(market).rest,
+    WS_BASE_URL: sim.urls(market).ws,
+    ARCHIVE_BASE_URL: sim.urls(market).archive,
+    ...overrides,
+  };
 }

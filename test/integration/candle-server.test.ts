@@ -10,7 +10,7 @@ import type { CandleRuleInput } from '../../src/rule.js';
 import type { SimulatedBinance } from '../../src/sim/index.js';
 import type { CandleView } from '../../src/store/candle-view.js';
 import { captureLog } from '../helpers/log.js';
-import { startSim } from '../helpers/sim.js';
+import { simRule, startSim } from '../helpers/sim.js';
 
 /** Polls `check` every 50 ms until it returns true or `ms` passes; returns the last result. */
 async function waitFor(check: () => boolean, ms = 10_000): Promise<boolean> {
@@ -56,17 +56,7 @@ describe('CandleServer against the simulated exchange', () => {
       budgetScope: `candle-server-test-${scope}`,
       streams: { staleAfterMs: 1500 },
       rule: {
-        SYMBOLS: ['BTCUSDT', 'ETHUSDT'],
-        LENGTH: 60,
-        BAR: '1s',
-        LOCAL_CANDLE_DAYS: 0,
-        DOWNLOAD_TIME: null,
-        UPDATE_INTERVAL_SECONDS: 0.5,
-        CACHE_DIR: join(dir, 'cache'),
-        CANDLE_DIR: join(dir, 'candles'),
-        REST_BASE_URL: sim.urls(market).rest,
-        WS_BASE_URL: sim.urls(market).ws,
-        ARCHIVE_BASE_URL: sim.urls(market).archive,
+        ...simRule(sim, market, dir),
         ...rule,
       },
       ...extra,

@@ -13,7 +13,7 @@ import { addDays, expectedOpenTimes, localDayOf } from '../../src/files/daily-la
 import { chartRoutes, type ChartCandlesReply, type ChartLiveUpdate } from '../../src/service/chart-routes.js';
 import { startHttpApi, type HttpApi } from '../../src/service/http-api.js';
 import type { SimulatedBinance } from '../../src/sim/index.js';
-import { getJson, startSim } from '../helpers/sim.js';
+import { getJson, simRule, startSim } from '../helpers/sim.js';
 
 const TIMEZONE = 'America/New_York';
 const LENGTH = 120;
@@ -44,19 +44,13 @@ describe('chart routes against a CandleServer on the simulated exchange', () => 
       instType: 'SPOT',
       budgetScope: 'chart-routes-test',
       rule: {
-        SYMBOLS: ['BTCUSDT', 'ETHUSDT'],
+        ...simRule(sim, 'SPOT', dir),
         LENGTH,
         BAR: '1m',
         TIMEZONE,
-        LOCAL_CANDLE_DAYS: 0,
-        DOWNLOAD_TIME: null,
         UPDATE_INTERVAL_SECONDS: 1,
         CACHE_DELAY_SECONDS: null,
-        CACHE_DIR: join(dir, 'cache'),
         CANDLE_DIR: candleDir,
-        REST_BASE_URL: sim.urls('SPOT').rest,
-        WS_BASE_URL: sim.urls('SPOT').ws,
-        ARCHIVE_BASE_URL: sim.urls('SPOT').archive,
       },
     });
     await server.runCandleMap();

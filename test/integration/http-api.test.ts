@@ -9,7 +9,7 @@ import { KLINE_COLUMNS } from '../../src/exchange/kline.js';
 import { startHttpApi, type HttpApi, type HttpRoute } from '../../src/service/http-api.js';
 import type { SimulatedBinance } from '../../src/sim/index.js';
 import { captureLog, type CapturedLog } from '../helpers/log.js';
-import { getJson, startSim, type SimReply } from '../helpers/sim.js';
+import { getJson, simRule, startSim, type SimReply } from '../helpers/sim.js';
 
 /** Polls `check` every 50 ms until it returns a value or `ms` passes. */
 async function waitFor<T>(check: () => Promise<T | undefined> | T | undefined, ms = 10_000): Promise<T | undefined> {
@@ -90,18 +90,8 @@ describe('HTTP API of a running CandleServer', () => {
       budgetScope: 'http-api-test',
       streams: { staleAfterMs: 1500 },
       rule: {
-        SYMBOLS: ['BTCUSDT', 'ETHUSDT'],
-        LENGTH: 60,
-        BAR: '1s',
-        LOCAL_CANDLE_DAYS: 0,
-        DOWNLOAD_TIME: null,
-        UPDATE_INTERVAL_SECONDS: 0.5,
+        ...simRule(sim, 'SPOT', dir),
         CACHE_DELAY_SECONDS: null,
-        CACHE_DIR: join(dir, 'cache'),
-        CANDLE_DIR: join(dir, 'candles'),
-        REST_BASE_URL: sim.urls('SPOT').rest,
-        WS_BASE_URL: sim.urls('SPOT').ws,
-        ARCHIVE_BASE_URL: sim.urls('SPOT').archive,
       },
     });
     await server.runCandleMap();

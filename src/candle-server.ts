@@ -20,7 +20,16 @@
  * await server.close();
  * ```
  */
-import { ClosedError, ConfigError, InvalidArgumentError } from './errors.js';
+import {
+  BannedError,
+  ClosedError,
+  ConfigError,
+  ExchangeError,
+  InvalidArgumentError,
+  MalformedResponseError,
+  NetworkError,
+  TimeoutError,
+} from './errors.js';
 import { KlineStreams, type StreamEvent } from './exchange/kline-streams.js';
 import { MARKETS, isMarketType, type MarketType } from './exchange/markets.js';
 import { loadNewestValidSnapshot, writeSnapshot } from './files/snapshot.js';
@@ -33,7 +42,7 @@ import { CandleSync, type CandleEvents, type SymbolState, type SyncStats } from 
 import { DailyFiles } from './sync/daily-files.js';
 import { MarketConnection } from './sync/market-connection.js';
 import { SymbolUniverse } from './sync/universe.js';
-import { sleep } from './util/abort.js';
+import { backoffDelay, sleep } from './util/abort.js';
 import { SafeEmitter } from './util/emitter.js';
 import { Histogram } from './util/histogram.js';
 
@@ -323,7 +332,10 @@ export class CandleServer {
       ...(this.#options.weightWindowMs === undefined ? {} : { weightWindowMs: this.#options.weightWindowMs }),
     });
     this.#connection = connection;
-    let firstInfo: Awaited<ReturnType<MarketConnection['start']>> | undefined = await connection.start(signal);
+    // Until the exchange answers, keep trying: a daemon started during an outage must not give up.
+    let firstInfo: Awaited<ReturnType<MarketConnection['start']>> | undefined = await this.#retrying('connecting to the exchange', () =>
+      connection.start(signal),
+    );
     const universe = new SymbolUniverse({
       market: this.market,
       rule,
@@ -372,6 +384,25 @@ export class CandleServer {
     dailyFiles.startSchedule();
     this.#isReady = true;
     this.#logger.info({ symbols: symbols.length, memoryBytes: this.#map.byteLength }, 'COMPLETE PREPARE candle_map');
+  }
+
+  /**
+   * Runs `work` until it succeeds, waiting with jittered back-off (or until a ban ends) after each
+   * failure the exchange or the network may get over; other errors are thrown at once.
+   */
+  async #retrying<T>(what: string, work: () => Promise<T>): Promise<T> {
+    const signal = this.#stopping.signal;
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        return await work();
+      } catch (error) {
+        if (signal.aborted || !isTransient(error)) throw error;
+        const banMs = error instanceof BannedError ? error.until - Date.now() : 0;
+        const delayMs = Math.max(banMs, backoffDelay(attempt, { baseMs: 1000, maxMs: 60_000 }));
+        this.#logger.warn({ err: error, attempt, delayMs }, `${what} failed; trying again`);
+        await sleep(delayMs, signal, what);
+      }
+    }
   }
 
   #createStreams(sync: CandleSync): KlineStreams {
@@ -493,4 +524,10 @@ export class CandleServer {
     this.#events.clear();
     this.#logger.info(graceful ? 'closed' : 'destroyed');
   }
+}
+
+/** Failures that waiting can cure: the network, time-outs, garbled replies, 5xx, 429/418 and bans. */
+function isTransient(error: unknown): boolean {
+  if (error instanceof NetworkError || error instanceof TimeoutError || error instanceof MalformedResponseError || error instanceof BannedError) return true;
+  return error instanceof ExchangeError && (error.status >= 500 || error.status === 429 || error.status === 418);
 }

@@ -221,6 +221,17 @@ describe('CandleServer against the simulated exchange', () => {
     expect(spot.status('BNBUSDT').state).toBe('unknown');
   });
 
+  it('keeps trying to reach the exchange at start instead of giving up', async () => {
+    const log = captureLog('warn');
+    sim.faults.restFailStatus = 503;
+    sim.faults.restFailNext = 6;
+    const spot = server('SPOT', { SYMBOLS: ['BTCUSDT'] }, { logger: log.logger });
+    await spot.runCandleMap();
+    expect(sim.faults.restFailNext).toBe(0);
+    expect(log.messages()).toContain('connecting to the exchange failed; trying again');
+    expect(spot.getCandleSecurity('BTCUSDT', 5).length).toBe(60);
+  });
+
   it('a throwing listener does not stop ingestion', async () => {
     const spot = server('SPOT', { SYMBOLS: ['BTCUSDT'] });
     spot.on('candleClosed', () => {

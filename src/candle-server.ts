@@ -363,7 +363,7 @@ export class CandleServer {
       }
       this.#logger.info({ file: loaded.file, symbols: this.#map.size }, 'snapshot loaded');
     }
-    const sync = new CandleSync({ rule, connection, map: this.#map, events: this.#events, logger: this.#logger, latency: this.#latency });
+    const sync = new CandleSync({ rule, connection, map: this.#map, events: this.#events, logger: this.#options.logger ?? silentLogger(), latency: this.#latency });
     this.#sync = sync;
     const useStreams = rule.UPDATE_MODE === 'websocket';
     if (useStreams) {

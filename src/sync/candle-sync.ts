@@ -121,7 +121,7 @@ export class CandleSync {
     this.#connection = options.connection;
     this.#map = options.map;
     this.#events = options.events;
-    this.#logger = options.logger.child({ component: 'sync' });
+    this.#logger = options.logger.child({ component: 'sync', market: options.rule.MARKET });
     this.#latency = options.latency;
     this.#localNow = options.localNow ?? Date.now;
   }

@@ -37,7 +37,7 @@ import type { MarketConnection } from './market-connection.js';
 /** Events a bot can listen to. */
 export interface CandleEvents {
   [event: string]: (...args: never[]) => void;
-  /** A candle closed and the ring holds its final values. */
+  /** A candle closed and the ring holds its final values (from the stream, or from REST when the stream missed it); once per candle. */
   candleClosed: (event: { symbol: string; openTime: number; close: number }) => void;
   /** A hole was found in a symbol's candles (`repaired: false`) or filled over REST (`repaired: true`). */
   gap: (event: { symbol: string; from: number; to: number; repaired: boolean }) => void;
@@ -211,8 +211,8 @@ export class CandleSync {
     tracked.isReportedStale = false;
     this.stats.streamUpdates += 1;
     if (this.#latency !== undefined) this.#latency.record(this.#localNow() + this.#connection.clock.offsetMs - eventTime);
-    if (isClosed) {
-      if (openTime > tracked.finalOpenTime) tracked.finalOpenTime = openTime;
+    if (isClosed && openTime > tracked.finalOpenTime) {
+      tracked.finalOpenTime = openTime;
       if (this.#events.has('candleClosed')) this.#events.emit('candleClosed', { symbol, openTime, close: values[4] as number });
     }
   }
@@ -316,7 +316,23 @@ export class CandleSync {
     }
     // From the newest row on: it may have been forming when it was stored.
     ranges.push({ from: newest, to: current });
-    return ranges;
+    return this.#mergeRanges(ranges);
+  }
+
+  /**
+   * Joins ranges separated by fewer candles than one page holds: fetching a few candles the ring
+   * already has costs less weight than another request (a cold ring the stream has just given its
+   * forming candle is one range, not a head and a tail).
+   */
+  #mergeRanges(ranges: Array<{ from: number; to: number }>): Array<{ from: number; to: number }> {
+    const span = MARKETS[this.#rule.MARKET].klinesBestLimit * intervalMs(this.#rule.BAR);
+    const merged: Array<{ from: number; to: number }> = [];
+    for (const range of [...ranges].sort((a, b) => a.from - b.from)) {
+      const last = merged.at(-1);
+      if (last !== undefined && range.from - last.to <= span) last.to = Math.max(last.to, range.to);
+      else merged.push({ ...range });
+    }
+    return merged;
   }
 
   /** Fills the ring from daily files of the local days that overlap the window (today excluded). */
@@ -355,6 +371,7 @@ export class CandleSync {
   #apply(tracked: Tracked, rows: readonly RawKline[], sentAt: number): void {
     const isStreamAhead = tracked.streamAt >= sentAt;
     const accepted: RawKline[] = [];
+    const previousFinal = tracked.finalOpenTime;
     for (const row of rows) {
       if (row[COL.closeTime] < sentAt) {
         accepted.push(row);
@@ -364,6 +381,14 @@ export class CandleSync {
       }
     }
     tracked.ring.upsertMany(accepted);
+    // Closes the stream did not deliver (a repair, REST-only mode) are reported too; not the warm-up's history.
+    if (tracked.isReady && previousFinal > 0 && this.#events.has('candleClosed')) {
+      for (const row of accepted) {
+        if (row[0] > previousFinal && row[0] <= tracked.finalOpenTime) {
+          this.#events.emit('candleClosed', { symbol: tracked.symbol, openTime: row[0], close: Number(row[COL.close]) });
+        }
+      }
+    }
     if (sentAt > tracked.confirmedAt) tracked.confirmedAt = sentAt;
     tracked.isReportedStale = false;
     this.stats.restUpdates += 1;

@@ -114,15 +114,23 @@ describe('CandleServer against the simulated exchange', () => {
     const closed: number[] = [];
     spot.on('candleClosed', (event) => closed.push(event.openTime));
     await spot.runCandleMap();
-    const volumes = new Set<number>();
+    // Sample the forming candle every 10 ms over three candles: each takes several values as it forms.
     const formingOpen = spot.getCandleSecurity('ETHUSDT', 5).newestOpenTime as number;
-    await waitFor(() => {
+    const volumes = new Map<number, Set<number>>();
+    const sampler = setInterval(() => {
       const view = spot.getCandleSecurity('ETHUSDT', 5);
-      if (view.newestOpenTime === formingOpen) volumes.add(view.volume(view.length - 1));
-      return (view.newestOpenTime ?? 0) > formingOpen + 1000;
-    });
-    // The forming candle took several values while it formed.
-    expect(volumes.size).toBeGreaterThan(1);
+      const open = view.newestOpenTime;
+      if (open === undefined) return;
+      const seen = volumes.get(open) ?? new Set<number>();
+      seen.add(view.volume(view.length - 1));
+      volumes.set(open, seen);
+    }, 10);
+    try {
+      await waitFor(() => (spot.getCandleSecurity('ETHUSDT', 5).newestOpenTime ?? 0) >= formingOpen + 3000);
+    } finally {
+      clearInterval(sampler);
+    }
+    expect(Math.max(...[...volumes.values()].map((seen) => seen.size))).toBeGreaterThan(1);
     expect(closed).toContain(formingOpen);
     const view = spot.getCandleSecurity('ETHUSDT', 5, { copy: true });
     const index = view.length - 1 - (((view.newestOpenTime as number) - formingOpen) / 1000);
@@ -167,8 +175,11 @@ describe('CandleServer against the simulated exchange', () => {
   });
 
   it('restarts warm from its snapshot with a few requests and the exchange candles', async () => {
+    sim.stats.reset();
     const first = server('UM', { BAR: '1m', LENGTH: 600, CACHE_DELAY_SECONDS: 3600 });
     await first.runCandleMap();
+    // Cold: 600 candles are two pages (499 + 101) per symbol, whatever the stream delivered first.
+    expect(sim.stats.requestsTo('/fapi/v1/klines')).toBe(4);
     await first.close();
     const files = await readdir(join(dir, 'cache'));
     expect(files.some((f) => f.startsWith('snapshot-UM-1m-'))).toBe(true);

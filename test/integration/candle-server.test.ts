@@ -34,6 +34,7 @@ describe('CandleServer against the simulated exchange', () => {
   beforeAll(async () => {
     sim = await startSim({
       markets: ['SPOT', 'UM'],
+      archiveDelayMs: 0,
       streams: { cadenceMs: 100, pingIntervalMs: 1000, pongTimeoutMs: 5000 },
     });
   });
@@ -193,6 +194,24 @@ describe('CandleServer against the simulated exchange', () => {
     expect(view.length).toBe(600);
     expectContiguous(view, 60_000);
     expectClosedRowsEqualExchange('UM', 'BTCUSDT', '1m', view);
+  });
+
+  it('back-fills the daily files first and fills the rings from them, fetching only today over REST', async () => {
+    const log = captureLog('info');
+    sim.stats.reset();
+    const um = server('UM', { BAR: '1m', LENGTH: 1440, TIMEZONE: 'UTC', LOCAL_CANDLE_DAYS: 2 }, { logger: log.logger });
+    await um.runCandleMap();
+    const messages = log.messages();
+    expect(messages.filter((m) => m.startsWith('COMPLETE DOWNLOAD'))).toHaveLength(2);
+    expect(messages.indexOf('COMPLETE PREPARE candle_map')).toBeGreaterThan(messages.findLastIndex((m) => m.startsWith('COMPLETE DOWNLOAD')));
+    // The two past days came from the archives (no weight); REST only covers today's candles.
+    const now = sim.world.now();
+    const minutesToday = Math.floor((now - Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth(), new Date(now).getUTCDate())) / 60_000);
+    expect(sim.stats.requestsTo('/fapi/v1/klines')).toBeLessThanOrEqual(2 * Math.ceil((minutesToday + 2) / 499));
+    const view = um.getCandleSecurity('ETHUSDT', 120, { copy: true });
+    expect(view.length).toBe(1440);
+    expectContiguous(view, 60_000);
+    expectClosedRowsEqualExchange('UM', 'ETHUSDT', '1m', view);
   });
 
   it('in REST-only mode sends nothing during a 418 ban and catches up exactly afterwards', async () => {

@@ -33,7 +33,7 @@ describe('CandleServer against the simulated exchange', () => {
 
   beforeAll(async () => {
     sim = await startSim({
-      markets: ['SPOT', 'UM'],
+      markets: ['SPOT', 'UM', 'CM'],
       archiveDelayMs: 0,
       streams: { cadenceMs: 100, pingIntervalMs: 1000, pongTimeoutMs: 5000 },
     });
@@ -284,6 +284,18 @@ describe('CandleServer against the simulated exchange', () => {
     expect(() => getCandleSecurity('BTCUSDT', 5)).toThrow(/several CandleServers are running/);
     expect(getCandleSecurity('ETHUSDT', 120, { market: 'UM' }).isEmpty).toBe(false);
     await expect(server('SPOT', {}).runCandleMap()).rejects.toThrow(/already running/);
+  });
+
+  it('gives a UM and a CM server in one process one futures weight budget', async () => {
+    const budgetScope = `shared-futures-${scope}`;
+    const um = new CandleServer({ instType: 'UM', budgetScope, rule: simRule(sim, 'UM', dir, { BAR: '1m', SYMBOLS: ['BTCUSDT'] }) });
+    const cm = new CandleServer({ instType: 'CM', budgetScope, rule: simRule(sim, 'CM', dir, { BAR: '1m', SYMBOLS: ['BTCUSD_PERP'] }) });
+    servers.push(um, cm);
+    await Promise.all([um.runCandleMap(), cm.runCandleMap()]);
+    // Both spend from one budget (0.75 × 2400): each sees the other's spending in its count.
+    expect(um.stats().weight).toEqual(cm.stats().weight);
+    expect(um.stats().weight.budget).toBe(1800);
+    expect(um.stats().weight.used).toBeGreaterThan(0);
   });
 
   it('validates in the constructor, does no I/O there, and leaves no handle after close()', async () => {

@@ -288,7 +288,8 @@ describe('CandleServer against the simulated exchange', () => {
 
   it('gives a UM and a CM server in one process one futures weight budget', async () => {
     const budgetScope = `shared-futures-${scope}`;
-    const um = new CandleServer({ instType: 'UM', budgetScope, rule: simRule(sim, 'UM', dir, { BAR: '1m', SYMBOLS: ['BTCUSDT'] }) });
+    // Different spending (two symbols against one), so separate budgets would show different counts.
+    const um = new CandleServer({ instType: 'UM', budgetScope, rule: simRule(sim, 'UM', dir, { BAR: '1m', SYMBOLS: ['BTCUSDT', 'ETHUSDT'] }) });
     const cm = new CandleServer({ instType: 'CM', budgetScope, rule: simRule(sim, 'CM', dir, { BAR: '1m', SYMBOLS: ['BTCUSD_PERP'] }) });
     servers.push(um, cm);
     await Promise.all([um.runCandleMap(), cm.runCandleMap()]);

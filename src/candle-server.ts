@@ -231,12 +231,9 @@ export class CandleServer {
    */
   getCandleSecurity(symbol: string, securitySeconds = 180, options?: CandleSecurityOptions): CandleView {
     if (!(securitySeconds > 0)) throw new InvalidArgumentError(`securitySeconds must be a positive number, got ${String(securitySeconds)}`);
-    const tracked = this.#sync?.tracked(symbol);
-    if (tracked === undefined || !tracked.isReady || tracked.holeFrom !== undefined || this.#stopping.signal.aborted) return EMPTY_CANDLE_VIEW;
-    const now = (this.#connection as MarketConnection).clock.now();
-    const limit = securitySeconds * 1000;
-    if (now - (tracked.ring.newestOpenTime ?? 0) >= limit || now - tracked.confirmedAt >= limit) return EMPTY_CANDLE_VIEW;
-    return options?.copy === true ? tracked.ring.copy() : tracked.ring.view();
+    const ring = this.#stopping.signal.aborted ? undefined : this.#sync?.servable(symbol, securitySeconds * 1000);
+    if (ring === undefined) return EMPTY_CANDLE_VIEW;
+    return options?.copy === true ? ring.copy() : ring.view();
   }
 
   /** Why `symbol` is or is not served, with the ages, for `securitySeconds` (default 180). */

@@ -263,10 +263,25 @@ export class CandleSync {
     if (tracked === undefined) return 'unknown';
     if (!tracked.isReady) return 'warming';
     if (tracked.holeFrom !== undefined) return 'repairing';
-    const now = this.#connection.clock.now();
-    const newest = tracked.ring.newestOpenTime ?? 0;
-    if (now - newest < securityMs && now - tracked.confirmedAt < securityMs) return 'fresh';
+    if (this.#isFresh(tracked, securityMs)) return 'fresh';
     return this.#connection.governor.bannedUntil === undefined ? 'stale' : 'banned';
+  }
+
+  /**
+   * The ring of `symbol` when it may be served: ready, without a hole, and fresh within
+   * `securityMs` (see {@link CandleSync}). The one freshness rule behind getCandleSecurity and
+   * `state`; on the read path, so it allocates nothing.
+   */
+  servable(symbol: string, securityMs: number): CandleRing | undefined {
+    const tracked = this.#tracked.get(symbol);
+    if (tracked === undefined || !tracked.isReady || tracked.holeFrom !== undefined) return undefined;
+    return this.#isFresh(tracked, securityMs) ? tracked.ring : undefined;
+  }
+
+  /** The newest candle opened, and the exchange last confirmed the symbol, less than `securityMs` ago. */
+  #isFresh(tracked: Tracked, securityMs: number): boolean {
+    const now = this.#connection.clock.now();
+    return now - (tracked.ring.newestOpenTime ?? 0) < securityMs && now - tracked.confirmedAt < securityMs;
   }
 
   /** Stops every request of the engine. Idempotent. */

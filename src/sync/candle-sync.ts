@@ -93,6 +93,10 @@ export interface CandleSyncOptions {
 
 // Symbols warmed or swept at once; the weight governor paces the requests whatever this is.
 const CONCURRENCY = 8;
+// Our exchange clock may be off by up to half a round trip: a REST row counts as final only if it
+// closed this long before the request, so a reply made a moment before the close is never taken
+// for the final candle.
+const MIN_CLOCK_MARGIN_MS = 1000;
 // Share of the budget the periodic sweep may plan for, leaving room for repairs and other users.
 const SWEEP_BUDGET_SHARE = 0.6;
 
@@ -212,6 +216,9 @@ export class CandleSync {
     this.stats.streamUpdates += 1;
     if (this.#latency !== undefined) this.#latency.record(this.#localNow() + this.#connection.clock.offsetMs - eventTime);
     if (isClosed && openTime > tracked.finalOpenTime) {
+      // Final values advance one candle at a time: a close that skips one leaves a candle unconfirmed.
+      const unconfirmed = nextOpenTime(this.#rule.BAR, tracked.finalOpenTime);
+      if (tracked.isReady && tracked.finalOpenTime > 0 && unconfirmed < openTime) this.#markHole(tracked, unconfirmed);
       tracked.finalOpenTime = openTime;
       if (this.#events.has('candleClosed')) this.#events.emit('candleClosed', { symbol, openTime, close: values[4] as number });
     }
@@ -379,19 +386,21 @@ export class CandleSync {
   }
 
   /**
-   * Writes a REST reply requested at exchange time `sentAt`. Rows that closed before `sentAt` are
-   * final. A row that may still have been forming when the reply was made does not overwrite a
-   * row the stream has updated since: the reply is older than the stream's values.
+   * Writes a REST reply requested at exchange time `sentAt`. Rows that closed well before `sentAt`
+   * (by more than the clock's uncertainty) are final. A row that may still have been forming when
+   * the reply was made never replaces final values, nor a row the stream has updated since the
+   * request: the reply is older than those.
    */
   #apply(tracked: Tracked, rows: readonly RawKline[], sentAt: number): void {
+    const finalBefore = sentAt - Math.max(MIN_CLOCK_MARGIN_MS, 2 * (this.#connection.clock.rttMs ?? 0));
     const isStreamAhead = tracked.streamAt >= sentAt;
     const accepted: RawKline[] = [];
     const previousFinal = tracked.finalOpenTime;
     for (const row of rows) {
-      if (row[COL.closeTime] < sentAt) {
+      if (row[COL.closeTime] < finalBefore) {
         accepted.push(row);
         if (row[0] > tracked.finalOpenTime) tracked.finalOpenTime = row[0];
-      } else if (!isStreamAhead || tracked.ring.indexOf(row[0]) < 0) {
+      } else if (row[0] > tracked.finalOpenTime && !(isStreamAhead && tracked.ring.indexOf(row[0]) >= 0)) {
         accepted.push(row);
       }
     }

@@ -26,6 +26,7 @@ import { MARKETS } from '../exchange/markets.js';
 import { readDailyFile } from '../files/daily-file.js';
 import { dailyFilePath, localDayBounds, localDayOf, addDays } from '../files/daily-layout.js';
 import type { Logger } from '../log.js';
+import { sleep } from '../util/abort.js';
 import { forEachConcurrently } from '../util/concurrency.js';
 import type { CandleRule } from '../rule.js';
 import type { CandleMap } from '../store/candle-map.js';
@@ -96,7 +97,7 @@ const CONCURRENCY = 8;
 // Our exchange clock may be off by up to half a round trip: a REST row counts as final only if it
 // closed this long before the request, so a reply made a moment before the close is never taken
 // for the final candle.
-const MIN_CLOCK_MARGIN_MS = 1000;
+const MIN_CLOCK_MARGIN_MS = 100;
 // Share of the budget the periodic sweep may plan for, leaving room for repairs and other users.
 const SWEEP_BUDGET_SHARE = 0.6;
 
@@ -214,13 +215,18 @@ export class CandleSync {
     if (eventTime > tracked.streamAt) tracked.streamAt = eventTime;
     tracked.isReportedStale = false;
     this.stats.streamUpdates += 1;
-    if (this.#latency !== undefined) this.#latency.record(this.#localNow() + this.#connection.clock.offsetMs - eventTime);
+    // The clock offset is known to within half a round trip: a slightly negative age is noise.
+    if (this.#latency !== undefined) this.#latency.record(Math.max(0, this.#localNow() + this.#connection.clock.offsetMs - eventTime));
     if (isClosed && openTime > tracked.finalOpenTime) {
-      // Final values advance one candle at a time: a close that skips one leaves a candle unconfirmed.
+      // Final values advance one candle at a time: a close that skips one leaves that candle
+      // unconfirmed, a hole for REST to fill (the repair then reports both closes).
       const unconfirmed = nextOpenTime(this.#rule.BAR, tracked.finalOpenTime);
-      if (tracked.isReady && tracked.finalOpenTime > 0 && unconfirmed < openTime) this.#markHole(tracked, unconfirmed);
-      tracked.finalOpenTime = openTime;
-      if (this.#events.has('candleClosed')) this.#events.emit('candleClosed', { symbol, openTime, close: values[4] as number });
+      if (tracked.isReady && tracked.finalOpenTime > 0 && unconfirmed < openTime) {
+        this.#markHole(tracked, unconfirmed);
+      } else {
+        tracked.finalOpenTime = openTime;
+        if (this.#events.has('candleClosed')) this.#events.emit('candleClosed', { symbol, openTime, close: values[4] as number });
+      }
     }
   }
 
@@ -269,7 +275,7 @@ export class CandleSync {
     const tracked = this.#tracked.get(symbol);
     if (tracked === undefined) return 'unknown';
     if (!tracked.isReady) return 'warming';
-    if (tracked.holeFrom !== undefined) return 'repairing';
+    if (tracked.holeFrom !== undefined || !this.#isFinal(tracked)) return 'repairing';
     if (this.#isFresh(tracked, securityMs)) return 'fresh';
     return this.#connection.governor.bannedUntil === undefined ? 'stale' : 'banned';
   }
@@ -281,8 +287,14 @@ export class CandleSync {
    */
   servable(symbol: string, securityMs: number): CandleRing | undefined {
     const tracked = this.#tracked.get(symbol);
-    if (tracked === undefined || !tracked.isReady || tracked.holeFrom !== undefined) return undefined;
+    if (tracked === undefined || !tracked.isReady || tracked.holeFrom !== undefined || !this.#isFinal(tracked)) return undefined;
     return this.#isFresh(tracked, securityMs) ? tracked.ring : undefined;
+  }
+
+  /** Every row but the newest holds final values: closed candles are served only as they closed. */
+  #isFinal(tracked: Tracked): boolean {
+    const newest = tracked.ring.newestOpenTime;
+    return newest === undefined || tracked.finalOpenTime >= previousOpenTime(this.#rule.BAR, newest) || tracked.ring.count < 2;
   }
 
   /** The newest candle opened, and the exchange last confirmed the symbol, less than `securityMs` ago. */
@@ -313,7 +325,31 @@ export class CandleSync {
     for (const range of this.#missingRanges(ring, windowStart, current)) {
       await this.#fetchInto(tracked, range.from, range.to, signal);
     }
+    await this.#confirmFinal(tracked, signal);
     tracked.isReady = true;
+  }
+
+  /**
+   * A candle that closed within the clock margin before a REST request may have been sent while
+   * still forming, so it is not taken as final. Waits out the margin and asks for it again, so
+   * that a warm-up or a repair ends with every closed candle final.
+   */
+  async #confirmFinal(tracked: Tracked, signal: AbortSignal): Promise<void> {
+    const bar = this.#rule.BAR;
+    const newest = tracked.ring.newestOpenTime;
+    const pending = nextOpenTime(bar, tracked.finalOpenTime);
+    if (tracked.finalOpenTime === 0 || newest === undefined || pending >= newest) return;
+    const waitMs = closeTimeOf(bar, pending) + this.#finalMarginMs() - this.#connection.clock.now();
+    if (waitMs > 0) await sleep(waitMs, signal, 'confirming a closed candle');
+    // The stream may have delivered its close meanwhile.
+    if (nextOpenTime(bar, tracked.finalOpenTime) === pending) {
+      await this.#fetchInto(tracked, pending, openTimeOf(bar, this.#connection.clock.now()), signal);
+    }
+  }
+
+  /** How long after its close a candle is surely final in a REST reply: the clock's uncertainty. */
+  #finalMarginMs(): number {
+    return Math.max(MIN_CLOCK_MARGIN_MS, 2 * (this.#connection.clock.rttMs ?? 0));
   }
 
   /** Open time of the oldest candle of the window that ends with the candle opening at `current`. */
@@ -392,7 +428,7 @@ export class CandleSync {
    * request: the reply is older than those.
    */
   #apply(tracked: Tracked, rows: readonly RawKline[], sentAt: number): void {
-    const finalBefore = sentAt - Math.max(MIN_CLOCK_MARGIN_MS, 2 * (this.#connection.clock.rttMs ?? 0));
+    const finalBefore = sentAt - this.#finalMarginMs();
     const isStreamAhead = tracked.streamAt >= sentAt;
     const accepted: RawKline[] = [];
     const previousFinal = tracked.finalOpenTime;
@@ -432,6 +468,7 @@ export class CandleSync {
     try {
       const to = openTimeOf(this.#rule.BAR, this.#connection.clock.now());
       await this.#fetchInto(tracked, from, to, signal);
+      await this.#confirmFinal(tracked, signal);
       // Only clear the hole this repair covered: a newer interruption may have set an earlier one.
       if (tracked.holeFrom === from) {
         tracked.holeFrom = undefined;

@@ -147,6 +147,8 @@ export function runningServer(market?: MarketType): CandleServer {
   throw new InvalidArgumentError(`several CandleServers are running (${[...running.keys()].join(', ')}): pass { market }`);
 }
 
+// How long start-up waits for the streams to confirm every symbol before calling the map ready.
+const STREAM_SETTLE_MS = 15_000;
 // Between two measurements of the exchange clock.
 const CLOCK_RESYNC_MS = 10 * 60_000;
 
@@ -378,9 +380,25 @@ export class CandleServer {
     this.#loops.push(this.#sweepLoop(), this.#snapshotLoop(), this.#clockLoop());
     // Symbols that could not be warmed are retried by the sweep: ready means every ring is filled.
     while (symbols.some((s) => sync.tracked(s)?.isReady === false)) await sleep(100, signal, 'warm-up');
+    if (useStreams) await this.#awaitStreams(sync, symbols);
     dailyFiles.startSchedule();
     this.#isReady = true;
     this.#logger.info({ symbols: symbols.length, memoryBytes: this.#map.byteLength }, 'COMPLETE PREPARE candle_map');
+  }
+
+  /**
+   * Waits (a bounded time) for the streams to take over from the warm-up: each symbol's first
+   * update, and the repair of any candle that closed between the REST reply and the subscription.
+   * Then a ready server serves at once. Symbols that get no update in time (a halted market) are
+   * logged and left to the sweep.
+   */
+  async #awaitStreams(sync: CandleSync, symbols: readonly string[]): Promise<void> {
+    const deadline = Date.now() + STREAM_SETTLE_MS;
+    while (Date.now() < deadline && symbols.some((s) => !sync.isStreamSettled(s))) await sleep(50, this.#stopping.signal, 'stream start');
+    const waiting = symbols.filter((s) => !sync.isStreamSettled(s));
+    if (waiting.length > 0) {
+      this.#logger.warn({ count: waiting.length, symbols: waiting.slice(0, 20) }, `no stream update yet for ${waiting.length} symbols; the sweep keeps them current`);
+    }
   }
 
   /**

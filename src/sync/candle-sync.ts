@@ -297,6 +297,17 @@ export class CandleSync {
     return newest === undefined || tracked.finalOpenTime >= previousOpenTime(this.#rule.BAR, newest) || tracked.ring.count < 2;
   }
 
+  /**
+   * True once a symbol followed over the streams has had its first stream update and has no hole
+   * or unconfirmed close: the point at which a start-up can call it served. True for a symbol no
+   * longer followed.
+   */
+  isStreamSettled(symbol: string): boolean {
+    const tracked = this.#tracked.get(symbol);
+    if (tracked === undefined) return true;
+    return tracked.isReady && tracked.streamAt > 0 && tracked.holeFrom === undefined && this.#isFinal(tracked);
+  }
+
   /** The newest candle opened, and the exchange last confirmed the symbol, less than `securityMs` ago. */
   #isFresh(tracked: Tracked, securityMs: number): boolean {
     const now = this.#connection.clock.now();

@@ -275,9 +275,11 @@ export class CandleSync {
     const tracked = this.#tracked.get(symbol);
     if (tracked === undefined) return 'unknown';
     if (!tracked.isReady) return 'warming';
-    if (tracked.holeFrom !== undefined || !this.#isFinal(tracked)) return 'repairing';
-    if (this.#isFresh(tracked, securityMs)) return 'fresh';
-    return this.#connection.governor.bannedUntil === undefined ? 'stale' : 'banned';
+    const isWhole = tracked.holeFrom === undefined && this.#isFinal(tracked);
+    if (isWhole && this.#isFresh(tracked, securityMs)) return 'fresh';
+    // During a ban nothing can be fetched: that is the reason, whatever needs fetching.
+    if (this.#connection.governor.bannedUntil !== undefined) return 'banned';
+    return isWhole ? 'stale' : 'repairing';
   }
 
   /**
@@ -539,6 +541,7 @@ export class CandleSync {
         } else {
           const from = Math.min(nextOpenTime(bar, tracked.finalOpenTime), tracked.ring.newestOpenTime ?? now);
           await this.#fetchInto(tracked, from, openTimeOf(bar, now), signal);
+          await this.#confirmFinal(tracked, signal);
         }
       } catch (error) {
         if (isStop(error, signal)) throw error;

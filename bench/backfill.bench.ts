@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { ArchiveClient } from '../src/exchange/archive-client.js';
 import { planKlinePages, planWeight } from '../src/exchange/kline-pages.js';
-import { MARKETS } from '../src/exchange/markets.js';
+import { MARKETS } from '../src/binance/markets.js';
 import { BinanceRestClient } from '../src/exchange/rest-client.js';
 import { WeightGovernor } from '../src/exchange/weight-governor.js';
 import { lastFullLocalDays, localDayBounds } from '../src/files/daily-layout.js';

@@ -24,7 +24,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { COL, KLINE_WIDTH, type RawKline } from '../src/exchange/kline.js';
+import { COL, KLINE_WIDTH, type RawKline } from '../src/binance/kline.js';
 import { loadSnapshot, writeSnapshot } from '../src/files/snapshot.js';
 import { CandleMap } from '../src/store/candle-map.js';
 import { CandleRing } from '../src/store/candle-ring.js';

@@ -31,7 +31,7 @@ import {
   TimeoutError,
 } from './errors.js';
 import { KlineStreams, type StreamEvent } from './exchange/kline-streams.js';
-import { MARKETS, isMarketType, type MarketType } from './exchange/markets.js';
+import { MARKETS, isMarketType, type MarketType } from './binance/markets.js';
 import { loadNewestValidSnapshot, writeSnapshot } from './files/snapshot.js';
 import type { Logger } from './log.js';
 import { silentLogger } from './log.js';
@@ -39,12 +39,13 @@ import { parseCandleRule, resolveEndpoints, type CandleRule, type CandleRuleInpu
 import { CandleMap } from './store/candle-map.js';
 import { EMPTY_CANDLE_VIEW, type CandleView } from './store/candle-view.js';
 import { CandleSync, type CandleEvents, type SymbolState, type SyncStats } from './sync/candle-sync.js';
-import { DailyFiles } from './sync/daily-files.js';
+import { DailyScheduler } from './sync/daily-scheduler.js';
 import { MarketConnection } from './sync/market-connection.js';
 import { SymbolUniverse } from './sync/universe.js';
 import { backoffDelay, sleep } from './util/abort.js';
 import { SafeEmitter } from './util/emitter.js';
 import { Histogram } from './util/histogram.js';
+import { processWide } from './util/process-wide.js';
 
 /** Options of {@link CandleServer}. */
 export interface CandleServerOptions {
@@ -115,7 +116,8 @@ export interface CandleServerStats {
   readonly memoryBytes: number;
 }
 
-const running = new Map<MarketType, CandleServer>();
+// The running servers of the process, whichever copy of the package started them.
+const running = processWide('running-servers', () => new Map<MarketType, CandleServer>());
 
 /**
  * The candles of `symbol` from the running CandleServer of a market (see
@@ -166,7 +168,7 @@ export class CandleServer {
   #connection: MarketConnection | undefined;
   #sync: CandleSync | undefined;
   #universe: SymbolUniverse | undefined;
-  #dailyFiles: DailyFiles | undefined;
+  #dailyScheduler: DailyScheduler | undefined;
   #streams: KlineStreams | undefined;
   // The start itself, awaited by close(); `#running` adds the clean-up of a failed start.
   #runBody: Promise<void> | undefined;
@@ -350,9 +352,9 @@ export class CandleServer {
     const symbols = await universe.start(signal);
     this.#logger.info({ count: symbols.length }, `universe: ${symbols.length} symbols`);
 
-    const dailyFiles = new DailyFiles({ connection, symbols: () => universe.current(), logger: this.#options.logger ?? silentLogger() });
-    this.#dailyFiles = dailyFiles;
-    if (rule.LOCAL_CANDLE_DAYS > 0) await dailyFiles.backfillRecent(signal);
+    const dailyScheduler = new DailyScheduler({ connection, symbols: () => universe.current(), logger: this.#options.logger ?? silentLogger() });
+    this.#dailyScheduler = dailyScheduler;
+    if (rule.LOCAL_CANDLE_DAYS > 0) await dailyScheduler.backfillRecent(signal);
 
     const loaded = await loadNewestValidSnapshot(rule.CACHE_DIR, { market: this.market, bar: rule.BAR, length: rule.LENGTH }, this.#logger);
     if (loaded !== undefined) {
@@ -381,7 +383,7 @@ export class CandleServer {
     // Symbols that could not be warmed are retried by the sweep: ready means every ring is filled.
     while (symbols.some((s) => sync.tracked(s)?.isReady === false)) await sleep(100, signal, 'warm-up');
     if (useStreams) await this.#awaitStreams(sync, symbols);
-    dailyFiles.startSchedule();
+    dailyScheduler.startSchedule();
     this.#isReady = true;
     this.#logger.info({ symbols: symbols.length, memoryBytes: this.#map.byteLength }, 'COMPLETE PREPARE candle_map');
   }
@@ -525,7 +527,7 @@ export class CandleServer {
     await Promise.allSettled(this.#loops);
     await this.#universe?.close();
     if (graceful) await this.#streams?.close();
-    await this.#dailyFiles?.close();
+    await this.#dailyScheduler?.close();
     await this.#sync?.close();
     if (graceful && this.rule.CACHE_DELAY_SECONDS !== null && this.#sync !== undefined) {
       await this.#snapshotting?.catch(() => undefined);

@@ -45,7 +45,7 @@ export {
   type ConfigIssue,
 } from './errors.js';
 export { CandleView, EMPTY_CANDLE_VIEW } from './store/candle-view.js';
-export { COL, KLINE_COLUMNS, type RawKline } from './exchange/kline.js';
-export { INTERVALS, MARKET_TYPES, MARKETS, type Interval, type MarketType } from './exchange/markets.js';
+export { COL, KLINE_COLUMNS, type RawKline } from './binance/kline.js';
+export { INTERVALS, MARKET_TYPES, MARKETS, type Interval, type MarketType } from './binance/markets.js';
 export type { CandleEvents, SymbolState } from './sync/candle-sync.js';
 export * from './analysis/index.js';

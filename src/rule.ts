@@ -41,8 +41,8 @@ import {
   MARKET_TYPES,
   isMarketType,
   type MarketType,
-} from './exchange/markets.js';
-import { SYMBOL_EXPECTED, isSymbol, upperCaseHint } from './symbols.js';
+} from './binance/markets.js';
+import { SYMBOL_EXPECTED, isSymbol, upperCaseHint } from './binance/symbols.js';
 
 /** The largest LENGTH accepted: 100 000 candles are 9.6 MB of float64 per symbol. */
 export const MAX_LENGTH = 100_000;

@@ -13,7 +13,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import type { MarketType } from '../../src/exchange/markets.js';
+import type { MarketType } from '../../src/binance/markets.js';
 import type { SimUrls } from '../../src/sim/index.js';
 import type { SimProcessOptions, SimProcessStats } from './sim-process.js';
 

@@ -20,7 +20,7 @@
  * ```
  */
 import { createInterface } from 'node:readline';
-import type { MarketType } from '../../src/exchange/markets.js';
+import type { MarketType } from '../../src/binance/markets.js';
 import { SimulatedBinance, generateSymbols, type SimulatedBinanceOptions } from '../../src/sim/index.js';
 
 /** What the parent sends in argv[2]. */

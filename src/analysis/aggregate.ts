@@ -22,26 +22,13 @@
  * ```
  */
 import { InvalidArgumentError } from '../errors.js';
-import { closeTimeOf, intervalMs, openTimeOf } from '../exchange/intervals.js';
-import { COL, type RawKline } from '../exchange/kline.js';
-import type { Interval } from '../exchange/markets.js';
+import { closeTimeOf, intervalMs, openTimeOf } from '../binance/intervals.js';
+import { COL, type Kline, type RawKline } from '../binance/kline.js';
+import type { Interval } from '../binance/markets.js';
 import type { CandleView } from '../store/candle-view.js';
 
 /** One aggregated bar. Prices and volumes are numbers; times are epoch ms. */
-export interface Bar {
-  readonly openTime: number;
-  readonly open: number;
-  readonly high: number;
-  readonly low: number;
-  readonly close: number;
-  /** Base-asset volume (contracts on CM). */
-  readonly volume: number;
-  /** Bucket end − 1 ms, as Binance reports it, even for the forming bar. */
-  readonly closeTime: number;
-  readonly quoteVolume: number;
-  readonly trades: number;
-  readonly takerBuyBase: number;
-  readonly takerBuyQuote: number;
+export interface Bar extends Kline {
   /** Source candles in the bar. */
   readonly candles: number;
 }

@@ -15,12 +15,12 @@
  */
 import { Agent, request, type Dispatcher } from 'undici';
 import { AbortedError, ClosedError, CorruptFileError, ExchangeError, NetworkError, TimeoutError, type EndpointRef } from '../errors.js';
-import { archiveFileName, archiveUrl, checksumUrl, readArchiveRows, verifyArchive } from '../files/archive-file.js';
+import { archiveFileName, archiveUrl, checksumUrl, readArchiveRows, verifyArchive } from '../binance/archives.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { backoffDelay, sleep } from '../util/abort.js';
-import type { RawKline } from './kline.js';
-import { DEFAULT_ARCHIVE_BASE_URL, type Interval, type MarketType } from './markets.js';
+import type { RawKline } from '../binance/kline.js';
+import { DEFAULT_ARCHIVE_BASE_URL, type Interval, type MarketType } from '../binance/markets.js';
 
 /** Options of {@link ArchiveClient}. */
 export interface ArchiveClientOptions {

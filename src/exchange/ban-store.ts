@@ -14,7 +14,7 @@
  * ```
  */
 import { readFile } from 'node:fs/promises';
-import { writeFileAtomic } from '../files/atomic-write.js';
+import { writeFileAtomic } from '../util/atomic-write.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 

@@ -21,8 +21,8 @@
  * ```
  */
 import { InvalidArgumentError } from '../errors.js';
-import { intervalMs, nextOpenTime, openTimeOf, previousOpenTime } from './intervals.js';
-import { MARKETS, type Interval, type MarketType } from './markets.js';
+import { intervalMs, nextOpenTime, openTimeOf, previousOpenTime } from '../binance/intervals.js';
+import { MARKETS, type Interval, type MarketType } from '../binance/markets.js';
 
 /** One klines request: both bounds are open times, inclusive. */
 export interface KlinePage {

@@ -16,8 +16,8 @@
  * if (frame.kind === 'kline') console.log(frame.symbol, frame.values[4]); // close price
  * ```
  */
-import type { Interval } from './markets.js';
-import { SYMBOL_PATTERN } from './markets.js';
+import type { Interval } from '../binance/markets.js';
+import { SYMBOL_PATTERN } from '../binance/markets.js';
 
 /**
  * What one text frame turned out to be. The object is reused by the next `decode` call: read it

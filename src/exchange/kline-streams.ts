@@ -38,10 +38,10 @@ import { WebSocket } from 'ws';
 import { ClosedError, InvalidArgumentError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { backoffDelay } from '../util/abort.js';
-import { nextOpenTime } from './intervals.js';
+import { nextOpenTime } from '../binance/intervals.js';
 import { KlineFrameDecoder, klineStreamName } from './kline-stream-decode.js';
 import { MessagePacer } from './kline-stream-pacer.js';
-import { MARKETS, SYMBOL_PATTERN, type Interval, type MarketType } from './markets.js';
+import { MARKETS, SYMBOL_PATTERN, type Interval, type MarketType } from '../binance/markets.js';
 import { positiveOption } from '../util/options.js';
 
 /**

@@ -33,10 +33,10 @@ import {
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { backoffDelay, sleep } from '../util/abort.js';
-import { openTimeOf } from './intervals.js';
-import { describeKlineProblem, type RawKline } from './kline.js';
+import { openTimeOf } from '../binance/intervals.js';
+import { describeKlineProblem, type RawKline } from '../binance/kline.js';
 import { planKlinePages } from './kline-pages.js';
-import { MARKETS, SYMBOL_PATTERN, type Interval, type MarketSpec, type MarketType } from './markets.js';
+import { MARKETS, SYMBOL_PATTERN, type Interval, type MarketSpec, type MarketType } from '../binance/markets.js';
 import { ServerClock } from './server-clock.js';
 import type { SettleWeight, WeightGovernor, WeightPriority } from './weight-governor.js';
 

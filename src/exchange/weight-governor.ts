@@ -33,7 +33,8 @@ import { AbortedError, BannedError, ClosedError, InvalidArgumentError } from '..
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import type { BanStore } from './ban-store.js';
-import { MARKETS, type BudgetGroup } from './markets.js';
+import { MARKETS, type BudgetGroup } from '../binance/markets.js';
+import { processWide } from '../util/process-wide.js';
 
 /** Which waiters are served first: live updates before back-fill. */
 export type WeightPriority = 'live' | 'backfill';
@@ -399,7 +400,8 @@ export interface GovernorKey {
   readonly scope?: string;
 }
 
-const registry = new Map<string, WeightGovernor>();
+// One per process, shared by every copy of the package (see util/process-wide).
+const registry = processWide('weight-governors', () => new Map<string, WeightGovernor>());
 
 /**
  * The process-wide governor of a budget group: SPOT has one, UM and CM share one. `create` runs

@@ -31,29 +31,21 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { CorruptFileError, InvalidArgumentError } from '../errors.js';
-import { closeTimeOf, nextOpenTime, openTimeOf } from '../exchange/intervals.js';
-import { describeKlineProblem, KLINE_COLUMNS, KLINE_WIDTH, type RawKline } from '../exchange/kline.js';
-import type { Interval, MarketType } from '../exchange/markets.js';
-import { assertSymbol } from '../symbols.js';
-import { isErrno, writeFileAtomic } from './atomic-write.js';
+import { closeTimeOf, gapsOf, nextOpenTime, openTimeOf, type CandleGap } from '../binance/intervals.js';
+import { describeKlineProblem, type RawKline } from '../binance/kline.js';
+import { decodeUtf8, formatKlineCsv, parseKlineCsv } from '../binance/kline-csv.js';
+import type { Interval, MarketType } from '../binance/markets.js';
+import { assertSymbol } from '../binance/symbols.js';
+import { isErrno, writeFileAtomic } from '../util/atomic-write.js';
 import { dailyFilePath, expectedOpenTimes, localDayBounds, type DayBounds } from './daily-layout.js';
+import { processWide } from '../util/process-wide.js';
 
 /** Name of the per-day-folder manifest. */
 export const MANIFEST_NAME = 'manifest.json';
 
-/** The header row of every daily file (without its line end). */
-export const DAILY_CSV_HEADER = KLINE_COLUMNS.join(',');
-
 /** Where a day's candles came from. */
 export const DAILY_SOURCES = ['archive', 'rest', 'live'] as const;
 export type DailySource = (typeof DAILY_SOURCES)[number];
-
-/** A run of candles the exchange does not have: open times `from` to `to`, both inclusive. */
-export interface CandleGap {
-  readonly from: number;
-  readonly to: number;
-  readonly candles: number;
-}
 
 /** What the manifest records about one symbol's file. */
 export interface DailyManifestEntry {
@@ -119,78 +111,6 @@ const manifestSchema = z.object({
 });
 
 /**
- * Formats rows as a daily CSV: the header, then each row's 12 values exactly as given, `\n` after
- * every line. Numbers are integers (times, trade count), so nothing is re-formatted.
- *
- * @example
- * ```ts
- * formatDailyCsv([[1706072400000, '0.00162008', ...]]);
- * // 'open_time,open,...,ignore\n1706072400000,0.00162008,...\n'
- * ```
- */
-export function formatDailyCsv(rows: readonly RawKline[]): string {
-  const lines = [DAILY_CSV_HEADER];
-  for (const row of rows) lines.push(row.join(','));
-  return `${lines.join('\n')}\n`;
-}
-
-/**
- * Parses a daily CSV back into rows: numbers for open time, close time and trades, the original
- * strings for the rest, so `formatDailyCsv(parseDailyCsv(text))` equals `text` byte for byte.
- * Throws CorruptFileError naming `file` and the line on a bad header, a bad row or a missing final
- * line end (a truncated file).
- *
- * @example
- * ```ts
- * const rows = parseDailyCsv(await readFile(path, 'utf8'), path);
- * ```
- */
-export function parseDailyCsv(text: string, file: string): RawKline[] {
-  const lines = text.split('\n');
-  if (lines[0] !== DAILY_CSV_HEADER) {
-    throw new CorruptFileError(file, `line 1 is ${JSON.stringify(lines[0]?.slice(0, 120))}, expected the header ${JSON.stringify(DAILY_CSV_HEADER)}`);
-  }
-  if (lines[lines.length - 1] !== '') {
-    throw new CorruptFileError(file, `line ${lines.length} has no line end: the file is truncated`);
-  }
-  const rows: RawKline[] = [];
-  for (let index = 1; index < lines.length - 1; index += 1) {
-    rows.push(parseCsvRow(lines[index]!, file, index + 1));
-  }
-  return rows;
-}
-
-/**
- * Parses one comma-separated kline line (12 fields) into a RawKline, keeping the decimal strings
- * as they are. `transformTime` may rewrite open and close time (archives use it to turn
- * microseconds into milliseconds). Throws CorruptFileError naming the line.
- *
- * @example
- * ```ts
- * parseCsvRow('1706072400000,1.0,...,0', 'BTCUSDT.csv', 2);
- * ```
- */
-export function parseCsvRow(line: string, file: string, lineNumber: number, transformTime: (time: number) => number = (t) => t): RawKline {
-  const fields = line.split(',');
-  if (fields.length !== KLINE_WIDTH) {
-    throw new CorruptFileError(file, `line ${lineNumber} has ${fields.length} values, expected ${KLINE_WIDTH}: ${JSON.stringify(line.slice(0, 120))}`);
-  }
-  const row = fields as unknown[];
-  for (const index of [0, 6, 8] as const) {
-    const text = fields[index]!;
-    const value = Number(text);
-    // Only canonical integers, so that formatting the number gives back the same text.
-    if (String(value) !== text) {
-      throw new CorruptFileError(file, `line ${lineNumber}: ${KLINE_COLUMNS[index]} must be an integer, got ${JSON.stringify(text)}`);
-    }
-    row[index] = index === 8 ? value : transformTime(value);
-  }
-  const problem = describeKlineProblem(row);
-  if (problem !== undefined) throw new CorruptFileError(file, `line ${lineNumber}: ${problem}`);
-  return row as RawKline;
-}
-
-/**
  * Describes the first row that cannot be a final candle of the given local day: malformed, not
  * aligned to the bar, close time not `open + bar - 1`, outside the day, or not after the row
  * before it. Returns undefined when all rows are fine.
@@ -217,30 +137,6 @@ export function describeDayRowsProblem(rows: readonly RawKline[], bounds: DayBou
     previous = openTime;
   }
   return undefined;
-}
-
-/**
- * Groups open times (ascending) into runs of consecutive candles.
- *
- * @example
- * ```ts
- * gapsOf([t, t + 60_000, t + 300_000], '1m');
- * // [{ from: t, to: t + 60_000, candles: 2 }, { from: t + 300_000, to: t + 300_000, candles: 1 }]
- * ```
- */
-export function gapsOf(openTimes: readonly number[], bar: Interval): CandleGap[] {
-  const gaps: CandleGap[] = [];
-  let current: { from: number; to: number; candles: number } | undefined;
-  for (const time of openTimes) {
-    if (current && nextOpenTime(bar, current.to) === time) {
-      current.to = time;
-      current.candles += 1;
-    } else {
-      current = { from: time, to: time, candles: 1 };
-      gaps.push(current);
-    }
-  }
-  return gaps;
 }
 
 /** sha256 of `bytes`, hex. */
@@ -288,7 +184,7 @@ async function readManifestOrEmpty(folder: string): Promise<DailyManifest | unde
 
 // Per manifest path, the tail of the chain of pending updates: each update reads the manifest
 // after the previous one has written it, so concurrent writers of one day lose no entry.
-const manifestQueues = new Map<string, Promise<void>>();
+const manifestQueues = processWide('manifest-queues', () => new Map<string, Promise<void>>());
 
 async function updateManifest(folder: string, symbol: string, entry: DailyManifestEntry): Promise<void> {
   const file = resolve(folder, MANIFEST_NAME);
@@ -351,7 +247,7 @@ export async function writeDailyFile(options: WriteDailyFileOptions): Promise<{ 
     throw new InvalidArgumentError(`cannot write ${where}: source ${JSON.stringify(source)} is not one of ${DAILY_SOURCES.join(', ')}`);
   }
 
-  const bytes = Buffer.from(formatDailyCsv(rows), 'utf8');
+  const bytes = Buffer.from(formatKlineCsv(rows), 'utf8');
   const entry: DailyManifestEntry = {
     rows: rows.length,
     expected: expected.length,
@@ -415,7 +311,7 @@ export async function verifyDailyFile(path: string, key: DailyFileKey): Promise<
 
   let rows: RawKline[];
   try {
-    rows = parseDailyCsv(decodeUtf8(bytes, path), path);
+    rows = parseKlineCsv(decodeUtf8(bytes, path), path);
   } catch (error) {
     if (error instanceof CorruptFileError) return corrupt(error.message);
     throw error;
@@ -466,22 +362,6 @@ async function readIfExists(path: string): Promise<Buffer | undefined> {
 }
 
 /**
- * Decodes UTF-8 text, throwing CorruptFileError naming `file` on invalid bytes.
- *
- * @example
- * ```ts
- * decodeUtf8(await readFile(path), path);
- * ```
- */
-export function decodeUtf8(bytes: Uint8Array, file: string): string {
-  try {
-    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
-  } catch (error) {
-    throw new CorruptFileError(file, 'is not valid UTF-8 text', { cause: error });
-  }
-}
-
-/**
  * Reads one daily file's rows, for later readers (ring warm start, inspection). Returns undefined
  * when the file does not exist; throws CorruptFileError on bad content, and also when `key` is
  * given and a row does not belong to that day. Does not check completeness: use
@@ -495,10 +375,52 @@ export function decodeUtf8(bytes: Uint8Array, file: string): string {
 export async function readDailyFile(path: string, key?: Pick<DailyFileKey, 'timezone' | 'bar' | 'day'>): Promise<RawKline[] | undefined> {
   const bytes = await readIfExists(path);
   if (bytes === undefined) return undefined;
-  const rows = parseDailyCsv(decodeUtf8(bytes, path), path);
+  const rows = parseKlineCsv(decodeUtf8(bytes, path), path);
   if (key) {
     const problem = describeDayRowsProblem(rows, localDayBounds(key.day, key.timezone), key.bar);
     if (problem !== undefined) throw new CorruptFileError(path, problem);
   }
   return rows;
+}
+
+/** A local day built from UTC archives. */
+export interface AssembledDay {
+  /** Rows that open inside the local day, oldest first. */
+  readonly rows: RawKline[];
+  /** Open times of the day's candles no archive held, oldest first: to be fetched over REST. */
+  readonly missing: number[];
+}
+
+/**
+ * Builds a local day from the rows of the UTC daily archives that cover it (keyed by UTC date,
+ * see `utcDaysCovering`). Rows outside the day are ignored; a candle found in two files is kept
+ * once. A UTC day absent from the map simply leaves its candles in `missing`. Throws
+ * CorruptFileError when a row inside the day is not aligned to the bar or has a wrong close time.
+ *
+ * @example
+ * ```ts
+ * const day = assembleLocalDay('2024-01-24', 'America/New_York', '1m', new Map([
+ *   ['2024-01-24', await rowsOf('2024-01-24')], ['2024-01-25', await rowsOf('2024-01-25')],
+ * ]));
+ * day.missing; // [] when both archives were whole
+ * ```
+ */
+export function assembleLocalDay(
+  day: string,
+  timezone: string,
+  bar: Interval,
+  utcDayRows: ReadonlyMap<string, readonly RawKline[]>,
+): AssembledDay {
+  const bounds = localDayBounds(day, timezone);
+  const byOpenTime = new Map<number, RawKline>();
+  for (const rows of utcDayRows.values()) {
+    for (const row of rows) {
+      if (row[0] >= bounds.start && row[0] < bounds.end) byOpenTime.set(row[0], row);
+    }
+  }
+  const rows = [...byOpenTime.values()].sort((a, b) => a[0] - b[0]);
+  const problem = describeDayRowsProblem(rows, bounds, bar);
+  if (problem !== undefined) throw new CorruptFileError(`archives of ${day} (${timezone}, ${bar})`, problem);
+  const missing = expectedOpenTimes(day, timezone, bar).filter((time) => !byOpenTime.has(time));
+  return { rows, missing };
 }

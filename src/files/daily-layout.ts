@@ -25,9 +25,9 @@
 import { isAbsolute, join, relative, resolve } from 'node:path';
 import { formatInTimeZone, fromZonedTime } from 'date-fns-tz';
 import { InvalidArgumentError } from '../errors.js';
-import { candlesBetween, nextOpenTime, openTimeOf } from '../exchange/intervals.js';
-import { isInterval, isMarketType, type Interval, type MarketType } from '../exchange/markets.js';
-import { assertSymbol } from '../symbols.js';
+import { candlesBetween, nextOpenTime, openTimeOf } from '../binance/intervals.js';
+import { isInterval, isMarketType, type Interval, type MarketType } from '../binance/markets.js';
+import { assertSymbol } from '../binance/symbols.js';
 
 /** A calendar day written `YYYY-MM-DD`. */
 export const DAY_PATTERN = /^(\d{4})-(\d{2})-(\d{2})$/;

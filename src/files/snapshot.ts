@@ -31,12 +31,12 @@ import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { Packr, Unpackr } from 'msgpackr';
 import { AbortedError, CorruptFileError, InvalidArgumentError } from '../errors.js';
-import { KLINE_COLUMNS, KLINE_WIDTH } from '../exchange/kline.js';
-import { isInterval, isMarketType, SYMBOL_PATTERN, type Interval, type MarketType } from '../exchange/markets.js';
+import { KLINE_COLUMNS, KLINE_WIDTH } from '../binance/kline.js';
+import { isInterval, isMarketType, SYMBOL_PATTERN, type Interval, type MarketType } from '../binance/markets.js';
 import { silentLogger, type Logger } from '../log.js';
 import { CandleMap } from '../store/candle-map.js';
 import { CandleRing } from '../store/candle-ring.js';
-import { isErrno, removeStaleTempFiles, writeFileAtomic } from './atomic-write.js';
+import { isErrno, removeStaleTempFiles, writeFileAtomic } from '../util/atomic-write.js';
 
 /** Value of the header's `format` field. */
 export const SNAPSHOT_FORMAT = 'candle-server-snapshot';

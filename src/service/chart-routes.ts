@@ -38,14 +38,14 @@ import { aggregate, canAggregate, concatBars, type Bar } from '../analysis/aggre
 import { bollinger, rsi, sma } from '../analysis/indicators.js';
 import type { CandleServer } from '../candle-server.js';
 import { InvalidArgumentError } from '../errors.js';
-import { intervalMs, openTimeOf } from '../exchange/intervals.js';
-import type { RawKline } from '../exchange/kline.js';
-import type { Interval } from '../exchange/markets.js';
+import { intervalMs, openTimeOf } from '../binance/intervals.js';
+import type { KlineValues, RawKline } from '../binance/kline.js';
+import type { Interval } from '../binance/markets.js';
 import { readDailyFile } from '../files/daily-file.js';
 import { addDays, dailyFilePath, localDayBounds, localDayOf } from '../files/daily-layout.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { CandleView } from '../store/candle-view.js';
-import { assertSymbol } from '../symbols.js';
+import { assertSymbol } from '../binance/symbols.js';
 import type { SymbolState } from '../sync/candle-sync.js';
 import { readQuery, sendError, sendJson, type HttpRoute } from './http-api.js';
 
@@ -53,14 +53,9 @@ import { readQuery, sendError, sendJson, type HttpRoute } from './http-api.js';
 export const CHART_PERIODS = ['1m', '5m', '15m', '1h', '4h', '1d'] as const satisfies readonly Interval[];
 export type ChartPeriod = (typeof CHART_PERIODS)[number];
 
-/** One bar as the page draws it: open time in epoch ms. */
-export interface ChartBar {
+/** One bar as the page draws it (the wire format of the chart): open time in epoch ms. */
+export interface ChartBar extends Pick<KlineValues, 'open' | 'high' | 'low' | 'close' | 'volume'> {
   readonly time: number;
-  readonly open: number;
-  readonly high: number;
-  readonly low: number;
-  readonly close: number;
-  readonly volume: number;
 }
 
 /** What the status bar shows. */

@@ -29,10 +29,10 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import type { CandleServer, SymbolStatus } from '../candle-server.js';
 import { CandleServerError, InvalidArgumentError } from '../errors.js';
-import { KLINE_COLUMNS } from '../exchange/kline.js';
+import { KLINE_COLUMNS } from '../binance/kline.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { CandleView } from '../store/candle-view.js';
-import { assertSymbol } from '../symbols.js';
+import { assertSymbol } from '../binance/symbols.js';
 import type { SymbolState } from '../sync/candle-sync.js';
 import { collectMetrics, EventLoopDelayMonitor, formatMetrics, METRICS_CONTENT_TYPE } from './metrics.js';
 

@@ -20,9 +20,9 @@
 import { createHash } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { zipSync } from 'fflate';
-import { intervalMs } from '../exchange/intervals.js';
-import { KLINE_COLUMNS, type RawKline } from '../exchange/kline.js';
-import { MARKETS, isInterval, type Interval, type MarketType } from '../exchange/markets.js';
+import { intervalMs } from '../binance/intervals.js';
+import { KLINE_COLUMNS, type RawKline } from '../binance/kline.js';
+import { MARKETS, isInterval, type Interval, type MarketType } from '../binance/markets.js';
 import type { SimStats } from './weights.js';
 import type { MarketWorld } from './world.js';
 

@@ -22,28 +22,16 @@
  * const row = formatBar(profile, openTime, openTime + 60_000, bar);
  * ```
  */
-import type { RawKline } from '../exchange/kline.js';
-import type { MarketType } from '../exchange/markets.js';
+import type { KlineValues, RawKline } from '../binance/kline.js';
+import type { MarketType } from '../binance/markets.js';
 
 /** Sub-steps per candle: the granularity at which a forming candle grows. */
 export const SUB_STEPS = 60;
 
 const MINUTE = 60_000;
 
-/** A candle in numbers, before formatting into Binance's strings. */
-export interface Bar {
-  open: number;
-  high: number;
-  low: number;
-  close: number;
-  /** Base volume (contracts on CM). */
-  volume: number;
-  /** Quote volume (base-asset amount on CM). */
-  quoteVolume: number;
-  trades: number;
-  takerBuyBase: number;
-  takerBuyQuote: number;
-}
+/** A candle in numbers, before formatting into Binance's strings; the simulator grows it in place. */
+export type Bar = { -readonly [K in keyof KlineValues]: KlineValues[K] };
 
 /** How a symbol's numbers look: starting price, decimals, typical activity. */
 export interface SymbolProfile {

@@ -11,8 +11,8 @@
  * ```
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { MARKETS, SYMBOL_PATTERN, isInterval, type Interval, type MarketSpec, type MarketType } from '../exchange/markets.js';
-import type { RawKline } from '../exchange/kline.js';
+import { MARKETS, SYMBOL_PATTERN, isInterval, type Interval, type MarketSpec, type MarketType } from '../binance/markets.js';
+import type { RawKline } from '../binance/kline.js';
 import type { SimSymbol } from './types.js';
 import type { WeightLedger } from './weights.js';
 import type { MarketWorld } from './world.js';

@@ -14,7 +14,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { MARKET_TYPES, type MarketType } from '../exchange/markets.js';
+import { MARKET_TYPES, type MarketType } from '../binance/markets.js';
 import { ClosedError, InvalidArgumentError } from '../errors.js';
 import { ArchiveRoutes } from './archive.js';
 import type { OhlcvRow } from './market-data.js';

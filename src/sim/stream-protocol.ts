@@ -17,8 +17,8 @@
  * routeUpgradeUrl('/market/ws/btcusdt@kline_1m', 'UM'); // { ok: true, isRouted: true, ... }
  * ```
  */
-import type { RawKline } from '../exchange/kline.js';
-import { MARKETS, type Interval, type MarketType } from '../exchange/markets.js';
+import type { RawKline } from '../binance/kline.js';
+import { MARKETS, type Interval, type MarketType } from '../binance/markets.js';
 
 /**
  * A kline stream name split into the exchange symbol (upper case) and the interval.

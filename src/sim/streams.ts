@@ -24,8 +24,8 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { InvalidArgumentError } from '../errors.js';
-import { openTimeOf } from '../exchange/intervals.js';
-import { MARKETS, type Interval, type MarketType } from '../exchange/markets.js';
+import { openTimeOf } from '../binance/intervals.js';
+import { MARKETS, type Interval, type MarketType } from '../binance/markets.js';
 import { silentLogger, type Logger } from '../log.js';
 import {
   combinedFrame,

@@ -6,8 +6,8 @@
  * the forming candle a stream pushes at time t equals what `klines` returns at time t, and once
  * closed, both equal the final candle.
  */
-import type { RawKline } from '../exchange/kline.js';
-import type { Interval, MarketType } from '../exchange/markets.js';
+import type { RawKline } from '../binance/kline.js';
+import type { Interval, MarketType } from '../binance/markets.js';
 
 /** Trading status of a simulated symbol, in the market's own vocabulary. */
 export type SimSymbolStatus =

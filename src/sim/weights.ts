@@ -10,7 +10,7 @@
  * if (verdict.kind === 'ok') console.log('used', verdict.used);
  * ```
  */
-import type { BudgetGroup } from '../exchange/markets.js';
+import type { BudgetGroup } from '../binance/markets.js';
 
 /** Options of the weight ledger. */
 export interface WeightLedgerOptions {

@@ -9,9 +9,9 @@
  * world.kline('SPOT', 'BTCUSDT', '1m', openTimeOf('1m', now), now); // the forming candle
  * ```
  */
-import type { RawKline } from '../exchange/kline.js';
-import { nextOpenTime, openTimeOf } from '../exchange/intervals.js';
-import { MARKETS, MARKET_TYPES, SYMBOL_PATTERN, type Interval, type MarketType } from '../exchange/markets.js';
+import type { RawKline } from '../binance/kline.js';
+import { nextOpenTime, openTimeOf } from '../binance/intervals.js';
+import { MARKETS, MARKET_TYPES, SYMBOL_PATTERN, type Interval, type MarketType } from '../binance/markets.js';
 import { InvalidArgumentError } from '../errors.js';
 import {
   type Bar,

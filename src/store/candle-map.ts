@@ -10,7 +10,7 @@
  * ```
  */
 import { InvalidArgumentError } from '../errors.js';
-import { SYMBOL_PATTERN } from '../exchange/markets.js';
+import { SYMBOL_PATTERN } from '../binance/markets.js';
 import { CandleRing, type CandleRingOptions } from './candle-ring.js';
 
 /**

@@ -34,9 +34,9 @@
  * ```
  */
 import { InvalidArgumentError } from '../errors.js';
-import { candlesBetween, nextOpenTime, previousOpenTime } from '../exchange/intervals.js';
-import { KLINE_WIDTH, writeKlineNumbers, type RawKline } from '../exchange/kline.js';
-import type { Interval } from '../exchange/markets.js';
+import { candlesBetween, nextOpenTime, previousOpenTime, type CandleGap } from '../binance/intervals.js';
+import { KLINE_WIDTH, writeKlineNumbers, type RawKline } from '../binance/kline.js';
+import type { Interval } from '../binance/markets.js';
 import { CandleView, type CandleViewSource } from './candle-view.js';
 
 const W = KLINE_WIDTH;
@@ -54,16 +54,6 @@ export interface CandleRingOptions {
    * `max(8, ceil(length / 16))`.
    */
   readonly slack?: number;
-}
-
-/** Candles the exchange is expected to have between two rows of the ring, but the ring lacks. */
-export interface CandleGap {
-  /** Open time of the first missing candle. */
-  readonly from: number;
-  /** Open time of the last missing candle. */
-  readonly to: number;
-  /** Number of missing candles. */
-  readonly count: number;
 }
 
 /**
@@ -267,7 +257,7 @@ export class CandleRing {
       const current = s.data[(s.start + r) * W] as number;
       const expected = nextOpenTime(interval, previous);
       if (current > expected) {
-        found.push({ from: expected, to: previousOpenTime(interval, current), count: candlesBetween(interval, expected, current) });
+        found.push({ from: expected, to: previousOpenTime(interval, current), candles: candlesBetween(interval, expected, current) });
       }
     }
     return found;

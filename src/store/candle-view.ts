@@ -16,7 +16,7 @@
  * ```
  */
 import { InvalidArgumentError } from '../errors.js';
-import { COL, KLINE_WIDTH } from '../exchange/kline.js';
+import { COL, KLINE_WIDTH } from '../binance/kline.js';
 
 /**
  * Where a view's rows live: row r, column c is `data[(start + r) * 12 + c]`. The ring owns and

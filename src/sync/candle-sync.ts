@@ -20,9 +20,9 @@
  * ```
  */
 import { AbortedError, BannedError, ClosedError } from '../errors.js';
-import { closeTimeOf, intervalMs, nextOpenTime, openTimeOf, previousOpenTime } from '../exchange/intervals.js';
-import { COL, type RawKline } from '../exchange/kline.js';
-import { MARKETS } from '../exchange/markets.js';
+import { closeTimeOf, intervalMs, nextOpenTime, openTimeOf, previousOpenTime } from '../binance/intervals.js';
+import { COL, type RawKline } from '../binance/kline.js';
+import { MARKETS } from '../binance/markets.js';
 import { readDailyFile } from '../files/daily-file.js';
 import { dailyFilePath, localDayBounds, localDayOf, addDays } from '../files/daily-layout.js';
 import type { Logger } from '../log.js';
@@ -37,7 +37,6 @@ import type { MarketConnection } from './market-connection.js';
 
 /** Events a bot can listen to. */
 export interface CandleEvents {
-  [event: string]: (...args: never[]) => void;
   /** A candle closed and the ring holds its final values (from the stream, or from REST when the stream missed it); once per candle. */
   candleClosed: (event: { symbol: string; openTime: number; close: number }) => void;
   /** A hole was found in a symbol's candles (`repaired: false`) or filled over REST (`repaired: true`). */

@@ -18,12 +18,12 @@
  */
 import { AbortedError, ClosedError, InvalidArgumentError } from '../errors.js';
 import type { ArchiveClient } from '../exchange/archive-client.js';
-import { closeTimeOf } from '../exchange/intervals.js';
-import type { RawKline } from '../exchange/kline.js';
-import type { Interval, MarketType } from '../exchange/markets.js';
+import { closeTimeOf, gapsOf } from '../binance/intervals.js';
+import type { RawKline } from '../binance/kline.js';
+import type { Interval, MarketType } from '../binance/markets.js';
 import type { BinanceRestClient } from '../exchange/rest-client.js';
-import { ARCHIVE_DAILY_INTERVALS, assembleLocalDay } from '../files/archive-file.js';
-import { gapsOf, verifyDailyFile, writeDailyFile, type DailySource } from '../files/daily-file.js';
+import { ARCHIVE_DAILY_INTERVALS } from '../binance/archives.js';
+import { assembleLocalDay, verifyDailyFile, writeDailyFile, type DailySource } from '../files/daily-file.js';
 import { dailyFilePath, expectedOpenTimes, localDayBounds, utcDaysCovering } from '../files/daily-layout.js';
 import type { Logger } from '../log.js';
 import { forEachConcurrently } from '../util/concurrency.js';

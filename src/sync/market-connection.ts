@@ -15,13 +15,14 @@
 import { join } from 'node:path';
 import { ArchiveClient } from '../exchange/archive-client.js';
 import { BanStore } from '../exchange/ban-store.js';
-import { MARKETS } from '../exchange/markets.js';
+import { MARKETS } from '../binance/markets.js';
 import { BinanceRestClient, type ExchangeInfo } from '../exchange/rest-client.js';
 import { ServerClock } from '../exchange/server-clock.js';
 import { sharedGovernor, WeightGovernor } from '../exchange/weight-governor.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { resolveEndpoints, type CandleRule } from '../rule.js';
+import { processWide } from '../util/process-wide.js';
 
 /** Name of the file in CACHE_DIR that remembers IP bans across restarts. */
 export const BAN_FILE_NAME = 'bans.json';
@@ -43,7 +44,7 @@ export interface MarketConnectionOptions {
 }
 
 // How many open connections use each shared governor: the last one to close closes it.
-const governorUsers = new Map<WeightGovernor, number>();
+const governorUsers = processWide('governor-users', () => new Map<WeightGovernor, number>());
 
 /** REST, archives, clock and weight budget of one market. */
 export class MarketConnection {

@@ -23,9 +23,9 @@
  */
 import type { CandleRule } from '../rule.js';
 import { AbortedError, CandleServerError, ClosedError, ConfigError, MalformedResponseError, type ConfigIssue } from '../errors.js';
-import { MARKETS, type MarketType } from '../exchange/markets.js';
+import { MARKETS, type MarketType } from '../binance/markets.js';
 import { silentLogger, type Logger } from '../log.js';
-import { isSymbol } from '../symbols.js';
+import { isSymbol } from '../binance/symbols.js';
 
 /**
  * The fields of an exchangeInfo `symbols[]` entry that the selection reads. SPOT and UM report

@@ -12,11 +12,15 @@
  * ```
  */
 
-/** A map of event names to listener signatures. */
-export type EventMap = { [event: string]: (...args: never[]) => void };
+/**
+ * A map of event names to listener signatures. Written as a mapped type over the map's own keys,
+ * so that an interface without an index signature qualifies and only its names type-check:
+ * `on('candleclosed', ...)` is a compile error, not a listener that never fires.
+ */
+export type EventMap<Events> = { [E in keyof Events]: (...args: never[]) => void };
 
 /** Emits typed events to listeners, isolating the emitter from listener failures. */
-export class SafeEmitter<Events extends EventMap> {
+export class SafeEmitter<Events extends EventMap<Events>> {
   readonly #listeners = new Map<keyof Events, Set<Events[keyof Events]>>();
   readonly #onListenerError: (error: unknown, event: keyof Events) => void;
 

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { SimulatedBinance, type SimulatedBinanceOptions } from '../../src/sim/index.js';
-import type { MarketType } from '../../src/exchange/markets.js';
+import type { MarketType } from '../../src/binance/markets.js';
 import type { CandleRuleInput } from '../../src/rule.js';
 import type { OhlcvRow } from '../../src/sim/market-data.js';
 

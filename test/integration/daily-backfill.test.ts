@@ -3,11 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ArchiveClient } from '../../src/exchange/archive-client.js';
-import { closeTimeOf } from '../../src/exchange/intervals.js';
-import { MARKETS, type MarketType } from '../../src/exchange/markets.js';
+import { closeTimeOf } from '../../src/binance/intervals.js';
+import { MARKETS, type MarketType } from '../../src/binance/markets.js';
 import { BinanceRestClient } from '../../src/exchange/rest-client.js';
 import { WeightGovernor } from '../../src/exchange/weight-governor.js';
-import { parseDailyCsv, readManifest, verifyDailyFile } from '../../src/files/daily-file.js';
+import { parseKlineCsv } from '../../src/binance/kline-csv.js';
+import { readManifest, verifyDailyFile } from '../../src/files/daily-file.js';
 import { dailyFilePath, expectedOpenTimes, localDayBounds } from '../../src/files/daily-layout.js';
 import type { SimulatedBinance } from '../../src/sim/index.js';
 import { DailyBackfill, type BackfillProgress } from '../../src/sync/daily-backfill.js';
@@ -76,7 +77,7 @@ describe('daily back-fill against the simulated exchange', () => {
 
   async function fileRows(market: MarketType, bar: '1m' | '1h', day: string, symbol: string): Promise<string[]> {
     const path = dailyFilePath(dir, market, TZ, bar, day, symbol);
-    return parseDailyCsv(await readFile(path, 'utf8'), path).map((row) => row.join(','));
+    return parseKlineCsv(await readFile(path, 'utf8'), path).map((row) => row.join(','));
   }
 
   it('writes REST-only days that equal the exchange candle for candle, with the original log lines', async () => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CandleServer } from '../../src/candle-server.js';
-import { KLINE_COLUMNS } from '../../src/exchange/kline.js';
+import { KLINE_COLUMNS } from '../../src/binance/kline.js';
 import { startHttpApi, type HttpApi, type HttpRoute } from '../../src/service/http-api.js';
 import type { SimulatedBinance } from '../../src/sim/index.js';
 import { captureLog, type CapturedLog } from '../helpers/log.js';

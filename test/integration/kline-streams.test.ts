@@ -1,7 +1,7 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ClosedError, InvalidArgumentError } from '../../src/errors.js';
 import { KlineStreams, type KlineStreamsOptions, type StreamEvent } from '../../src/exchange/kline-streams.js';
-import type { Interval, MarketType } from '../../src/exchange/markets.js';
+import type { Interval, MarketType } from '../../src/binance/markets.js';
 import { SimulatedBinance, generateSymbols, type SimStreamOptions } from '../../src/sim/index.js';
 
 /** Short server settings: fast pushes, pings and lifetimes, so every behaviour shows in seconds. */

@@ -12,9 +12,9 @@ import {
   TimeoutError,
 } from '../../src/errors.js';
 import { BanStore } from '../../src/exchange/ban-store.js';
-import { openTimeOf } from '../../src/exchange/intervals.js';
+import { openTimeOf } from '../../src/binance/intervals.js';
 import { planKlinePages } from '../../src/exchange/kline-pages.js';
-import type { MarketType } from '../../src/exchange/markets.js';
+import type { MarketType } from '../../src/binance/markets.js';
 import { BinanceRestClient, parseRetryAfter, requestWeightLimit } from '../../src/exchange/rest-client.js';
 import { ServerClock } from '../../src/exchange/server-clock.js';
 import { WeightGovernor } from '../../src/exchange/weight-governor.js';
@@ -191,7 +191,8 @@ describe('BinanceRestClient against the simulated exchange', () => {
     const client = newClient('SPOT', governor);
     const other = newClient('SPOT', governor);
     const retried = client.time();
-    for (let i = 0; i < 100 && sim.stats.count429 === 0; i += 1) await sleep(10);
+    // The simulator counts the 429 when it sends it; the client pauses once the reply arrives.
+    for (let i = 0; i < 100 && (sim.stats.count429 === 0 || governor.pausedUntil === undefined); i += 1) await sleep(10);
     expect(sim.stats.count429).toBe(1);
     expect(governor.pausedUntil).toBeDefined();
 

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
 import { unzipSync } from 'fflate';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { closeTimeOf, intervalMs, openTimeOf } from '../../src/exchange/intervals.js';
-import { describeKlineProblem, type RawKline } from '../../src/exchange/kline.js';
+import { closeTimeOf, intervalMs, openTimeOf } from '../../src/binance/intervals.js';
+import { describeKlineProblem, type RawKline } from '../../src/binance/kline.js';
 import type { SimulatedBinance } from '../../src/sim/index.js';
 import { getBytes, getJson, startSim } from '../helpers/sim.js';
 

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket, type ClientOptions } from 'ws';
-import type { MarketType } from '../../src/exchange/markets.js';
+import type { MarketType } from '../../src/binance/markets.js';
 import { SimulatedBinance, type KlineStreamServer, type MarketWorld, type SimStreamOptions } from '../../src/sim/index.js';
 
 const HOUR = 3_600_000;

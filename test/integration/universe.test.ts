@@ -1,6 +1,6 @@
 import { request } from 'undici';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MARKETS, type MarketType } from '../../src/exchange/markets.js';
+import { MARKETS, type MarketType } from '../../src/binance/markets.js';
 import { parseCandleRule, type CandleRuleInput } from '../../src/rule.js';
 import { SimulatedBinance } from '../../src/sim/index.js';
 import { SymbolUniverse, type ExchangeInfoSymbol, type SymbolUniverseEvents } from '../../src/sync/universe.js';

@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import type { MarketType } from '../../src/exchange/markets.js';
+import type { MarketType } from '../../src/binance/markets.js';
 import { BinanceRestClient } from '../../src/exchange/rest-client.js';
 import { ServerClock } from '../../src/exchange/server-clock.js';
 import { WeightGovernor, sharedGovernor } from '../../src/exchange/weight-governor.js';

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { aggregate, canAggregate, concatBars, type Bar } from '../../src/analysis/aggregate.js';
 import { InvalidArgumentError } from '../../src/errors.js';
-import type { RawKline } from '../../src/exchange/kline.js';
+import type { RawKline } from '../../src/binance/kline.js';
 import { CandleRing } from '../../src/store/candle-ring.js';
 
 const at = (iso: string) => Date.parse(iso);

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { AbortedError } from '../../src/errors.js';
-import { removeStaleTempFiles, tempPathFor, writeFileAtomic } from '../../src/files/atomic-write.js';
+import { removeStaleTempFiles, tempPathFor, writeFileAtomic } from '../../src/util/atomic-write.js';
 
 let dir: string;
 

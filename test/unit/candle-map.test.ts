@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/errors.js';
-import { KLINE_WIDTH } from '../../src/exchange/kline.js';
+import { KLINE_WIDTH } from '../../src/binance/kline.js';
 import { CandleMap } from '../../src/store/candle-map.js';
 import { CandleRing } from '../../src/store/candle-ring.js';
 

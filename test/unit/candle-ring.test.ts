@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/errors.js';
-import { COL, KLINE_WIDTH, type RawKline } from '../../src/exchange/kline.js';
+import { COL, KLINE_WIDTH, type RawKline } from '../../src/binance/kline.js';
 import { CandleRing } from '../../src/store/candle-ring.js';
 import { CandleView, EMPTY_CANDLE_VIEW } from '../../src/store/candle-view.js';
 
@@ -93,8 +93,8 @@ describe('CandleRing upsert', () => {
     const ring = new CandleRing(10);
     for (const m of [0, 1, 4, 5, 7]) ring.upsert(kline(m, m));
     expect(ring.gaps('1m')).toEqual([
-      { from: T0 + 2 * MIN, to: T0 + 3 * MIN, count: 2 },
-      { from: T0 + 6 * MIN, to: T0 + 6 * MIN, count: 1 },
+      { from: T0 + 2 * MIN, to: T0 + 3 * MIN, candles: 2 },
+      { from: T0 + 6 * MIN, to: T0 + 6 * MIN, candles: 1 },
     ]);
     expect(ring.indexOf(T0 + 4 * MIN)).toBe(2);
     expect(ring.indexOf(T0 + 2 * MIN)).toBe(-1);

@@ -3,14 +3,12 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CorruptFileError, InvalidArgumentError } from '../../src/errors.js';
-import { closeTimeOf } from '../../src/exchange/intervals.js';
-import type { RawKline } from '../../src/exchange/kline.js';
-import type { Interval } from '../../src/exchange/markets.js';
+import { closeTimeOf, gapsOf } from '../../src/binance/intervals.js';
+import { formatKlineCsv, parseKlineCsv } from '../../src/binance/kline-csv.js';
+import type { RawKline } from '../../src/binance/kline.js';
+import type { Interval } from '../../src/binance/markets.js';
 import {
-  formatDailyCsv,
-  gapsOf,
   MANIFEST_NAME,
-  parseDailyCsv,
   readDailyFile,
   readManifest,
   verifyDailyFile,
@@ -54,26 +52,26 @@ async function write(day: string, rows: RawKline[], gaps = gapsOf([], '1m'), sym
 
 describe('daily CSV format', () => {
   it('parses back to the same bytes, odd decimals included', () => {
-    const text = formatDailyCsv(dayRows('2024-01-15').slice(0, 5));
+    const text = formatKlineCsv(dayRows('2024-01-15').slice(0, 5));
     expect(text.split('\n')[0]).toBe(
       'open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore',
     );
     expect(text.split('\n')[1]).toBe('1705294800000,43000.10000000,43010.00000000,42990.5,43001.20000000,0.00162008,1705294859999,69.66001000,0,0.00081004,34.83000500,0');
-    const rows = parseDailyCsv(text, 'x.csv');
+    const rows = parseKlineCsv(text, 'x.csv');
     expect(rows[0]![1]).toBe('43000.10000000');
     expect(rows[0]![5]).toBe('0.00162008');
     expect(typeof rows[0]![0]).toBe('number');
     expect(typeof rows[0]![8]).toBe('number');
-    expect(formatDailyCsv(rows)).toBe(text);
+    expect(formatKlineCsv(rows)).toBe(text);
   });
 
   it('refuses a bad header, a short row, a non-canonical time and a missing final line end', () => {
-    const text = formatDailyCsv(dayRows('2024-01-15').slice(0, 3));
-    expect(() => parseDailyCsv(text.replace('open_time', 'time'), 'x.csv')).toThrow(/line 1/);
-    expect(() => parseDailyCsv(text.replace(',0\n1705294860000', '\n1705294860000'), 'x.csv')).toThrow(/line 2 has 11 values/);
-    expect(() => parseDailyCsv(text.replace('1705294800000', '01705294800000'), 'x.csv')).toThrow(/line 2: open_time/);
-    expect(() => parseDailyCsv(text.slice(0, -10), 'x.csv')).toThrow(CorruptFileError);
-    expect(() => parseDailyCsv(text.slice(0, -10), 'x.csv')).toThrow(/truncated/);
+    const text = formatKlineCsv(dayRows('2024-01-15').slice(0, 3));
+    expect(() => parseKlineCsv(text.replace('open_time', 'time'), 'x.csv')).toThrow(/line 1/);
+    expect(() => parseKlineCsv(text.replace(',0\n1705294860000', '\n1705294860000'), 'x.csv')).toThrow(/line 2 has 11 values/);
+    expect(() => parseKlineCsv(text.replace('1705294800000', '01705294800000'), 'x.csv')).toThrow(/line 2: open_time/);
+    expect(() => parseKlineCsv(text.slice(0, -10), 'x.csv')).toThrow(CorruptFileError);
+    expect(() => parseKlineCsv(text.slice(0, -10), 'x.csv')).toThrow(/truncated/);
   });
 });
 
@@ -129,7 +127,7 @@ describe('writing and verifying a day', () => {
     const all = dayRows('2024-01-24');
     await write('2024-01-24', all); // creates the folder
     await rm(join(dirname(full), MANIFEST_NAME));
-    await writeFile(part, formatDailyCsv(all.slice(1)));
+    await writeFile(part, formatKlineCsv(all.slice(1)));
     expect((await verifyDailyFile(full, keyOf('2024-01-24'))).status).toBe('complete');
     expect(await verifyDailyFile(part, keyOf('2024-01-24', 'ETHUSDT'))).toMatchObject({ status: 'incomplete', rows: 1439 });
   });
@@ -162,7 +160,7 @@ describe('writing and verifying a day', () => {
   it('rows that do not belong to the day make the file corrupt', async () => {
     const path = dailyFilePath(root, 'UM', NY, '1m', '2024-01-24', 'BTCUSDT');
     await write('2024-01-24', dayRows('2024-01-24'));
-    await writeFile(path, formatDailyCsv(dayRows('2024-01-25')));
+    await writeFile(path, formatKlineCsv(dayRows('2024-01-25')));
     const report = await verifyDailyFile(path, keyOf('2024-01-24'));
     expect(report.status).toBe('corrupt');
     expect(report.problem).toMatch(/outside the local day/);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { candlesBetween, closeTimeOf, nextOpenTime, openTimeOf, previousOpenTime } from '../../src/exchange/intervals.js';
+import { candlesBetween, closeTimeOf, nextOpenTime, openTimeOf, previousOpenTime } from '../../src/binance/intervals.js';
 
 const at = (iso: string) => Date.parse(iso);
 

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/errors.js';
-import { intervalMs, nextOpenTime } from '../../src/exchange/intervals.js';
+import { intervalMs, nextOpenTime } from '../../src/binance/intervals.js';
 import { CM_MAX_WINDOW_MS, planKlinePages, planWeight, type KlinePage } from '../../src/exchange/kline-pages.js';
-import { MARKETS, type Interval, type MarketType } from '../../src/exchange/markets.js';
+import { MARKETS, type Interval, type MarketType } from '../../src/binance/markets.js';
 
 const MINUTE = 60_000;
 const T0 = Date.UTC(2024, 0, 1);

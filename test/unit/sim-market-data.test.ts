@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { closeTimeOf, nextOpenTime, openTimeOf } from '../../src/exchange/intervals.js';
-import { describeKlineProblem, type RawKline } from '../../src/exchange/kline.js';
-import { MARKETS, type Interval } from '../../src/exchange/markets.js';
+import { closeTimeOf, nextOpenTime, openTimeOf } from '../../src/binance/intervals.js';
+import { describeKlineProblem, type RawKline } from '../../src/binance/kline.js';
+import { MARKETS, type Interval } from '../../src/binance/markets.js';
 import { MarketWorld, generateSymbols } from '../../src/sim/world.js';
 import { loadRealRows } from '../helpers/sim.js';
 

@@ -5,7 +5,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Packr, Unpackr } from 'msgpackr';
 import { AbortedError, CorruptFileError } from '../../src/errors.js';
-import { KLINE_COLUMNS } from '../../src/exchange/kline.js';
+import { KLINE_COLUMNS } from '../../src/binance/kline.js';
 import {
   listSnapshots,
   loadNewestValidSnapshot,

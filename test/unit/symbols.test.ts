@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidArgumentError } from '../../src/errors.js';
-import { assertSymbol, isSymbol, symbolProblem } from '../../src/symbols.js';
+import { assertSymbol, isSymbol, symbolProblem } from '../../src/binance/symbols.js';
 
 describe('symbol names', () => {
   it('accepts the shapes Binance uses on all three markets', () => {

@@ -8,7 +8,7 @@
  * candle-server inspect candles/UM-AmericaNew_York-1m/2024-01/2024-01-24/BTCUSDT.csv --format json
  * ```
  */
-import { inspectFile } from '../../service/inspect.js';
+import { inspectFile } from '../inspect-report.js';
 import { integerOption, parseOrHelp, stringOption, usageError, type CliContext, type CommandSpec } from '../args.js';
 
 /** Output formats of `inspect`. */

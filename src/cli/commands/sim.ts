@@ -14,11 +14,11 @@
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { InvalidArgumentError } from '../../errors.js';
-import { MARKET_TYPES, isMarketType, type MarketType } from '../../exchange/markets.js';
-import { writeFileAtomic } from '../../files/atomic-write.js';
+import { MARKET_TYPES, isMarketType, type MarketType } from '../../binance/markets.js';
+import { writeFileAtomic } from '../../util/atomic-write.js';
 import type { CandleRuleInput } from '../../rule.js';
 import { generateSymbols, SimulatedBinance, type OhlcvRow, type SimulatedBinanceOptions, type SimUrls } from '../../sim/index.js';
-import { isSymbol } from '../../symbols.js';
+import { isSymbol } from '../../binance/symbols.js';
 import { integerOption, listOption, parseOrHelp, stringOption, untilAborted, usageError, type CliContext, type CommandSpec } from '../args.js';
 
 /** The `sim` command's options and help. */

@@ -5,18 +5,17 @@ import { join } from 'node:path';
 import { strToU8, zipSync } from 'fflate';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CorruptFileError, InvalidArgumentError } from '../../src/errors.js';
-import { closeTimeOf } from '../../src/exchange/intervals.js';
-import type { RawKline } from '../../src/exchange/kline.js';
+import { closeTimeOf } from '../../src/binance/intervals.js';
+import type { RawKline } from '../../src/binance/kline.js';
 import {
   archiveFileName,
   archiveUrl,
-  assembleLocalDay,
   checksumUrl,
   parseChecksumFile,
   readArchiveRows,
   verifyArchive,
-} from '../../src/files/archive-file.js';
-import { verifyDailyFile, writeDailyFile } from '../../src/files/daily-file.js';
+} from '../../src/binance/archives.js';
+import { assembleLocalDay, verifyDailyFile, writeDailyFile } from '../../src/files/daily-file.js';
 import { utcDaysCovering } from '../../src/files/daily-layout.js';
 
 const BASE = 'https://data.binance.vision';

@@ -7,7 +7,7 @@ import { verifyDailyFile } from '../../src/files/daily-file.js';
 import { dailyFilePath, lastFullLocalDays } from '../../src/files/daily-layout.js';
 import { parseCandleRule, type CandleRuleInput } from '../../src/rule.js';
 import type { SimulatedBinance } from '../../src/sim/index.js';
-import { DailyFiles } from '../../src/sync/daily-files.js';
+import { DailyScheduler } from '../../src/sync/daily-scheduler.js';
 import { MarketConnection } from '../../src/sync/market-connection.js';
 import { captureLog } from '../helpers/log.js';
 import { startSim } from '../helpers/sim.js';
@@ -43,7 +43,7 @@ describe('daily files of a running service', () => {
 
   it('back-fills the last LOCAL_CANDLE_DAYS full local days at start', async () => {
     const connection = new MarketConnection({ rule: rule({ LOCAL_CANDLE_DAYS: 3 }), budgetScope: 'daily-files-1' });
-    const files = new DailyFiles({ connection, symbols: () => ['BTCUSDT', 'ETHUSDT'] });
+    const files = new DailyScheduler({ connection, symbols: () => ['BTCUSDT', 'ETHUSDT'] });
     try {
       await connection.start();
       const summaries = await files.backfillRecent();
@@ -67,7 +67,7 @@ describe('daily files of a running service', () => {
     const downloadTime = formatInTimeZone(at, TZ, 'HH:mm:ss');
     const log = captureLog();
     const connection = new MarketConnection({ rule: rule({ DOWNLOAD_TIME: downloadTime, MARKET: 'CM', SYMBOLS: ['BTCUSD_PERP'], REST_BASE_URL: sim.urls('CM').rest, ARCHIVE_BASE_URL: sim.urls('CM').archive }), budgetScope: 'daily-files-2', logger: log.logger });
-    const files = new DailyFiles({ connection, symbols: () => ['BTCUSD_PERP'], logger: log.logger });
+    const files = new DailyScheduler({ connection, symbols: () => ['BTCUSD_PERP'], logger: log.logger });
     try {
       await connection.start();
       files.startSchedule();
@@ -92,7 +92,7 @@ describe('daily files of a running service', () => {
 
   it('schedules nothing when DOWNLOAD_TIME is null', async () => {
     const connection = new MarketConnection({ rule: rule({ DOWNLOAD_TIME: null }), budgetScope: 'daily-files-3' });
-    const files = new DailyFiles({ connection, symbols: () => ['BTCUSDT'] });
+    const files = new DailyScheduler({ connection, symbols: () => ['BTCUSDT'] });
     files.startSchedule();
     expect(files.nextScheduledRun()).toBeUndefined();
     await files.close();

@@ -3,11 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CorruptFileError, InvalidArgumentError } from '../../src/errors.js';
-import { KLINE_COLUMNS, type RawKline } from '../../src/exchange/kline.js';
+import { KLINE_COLUMNS, type RawKline } from '../../src/binance/kline.js';
 import { writeDailyFile } from '../../src/files/daily-file.js';
 import { expectedOpenTimes } from '../../src/files/daily-layout.js';
 import { writeSnapshot } from '../../src/files/snapshot.js';
-import { inspectFile, type DailyFileInspection, type SnapshotInspection } from '../../src/service/inspect.js';
+import { inspectFile, type DailyFileInspection, type SnapshotInspection } from '../../src/cli/inspect-report.js';
 import { CandleMap } from '../../src/store/candle-map.js';
 
 const MIN = 60_000;

@@ -13,8 +13,8 @@
  * // SYMBOLS[2] "btc/usdt" is not a Binance symbol (A-Z, 0-9, _)
  * ```
  */
-import { InvalidArgumentError } from './errors.js';
-import { SYMBOL_PATTERN } from './exchange/markets.js';
+import { InvalidArgumentError } from '../errors.js';
+import { SYMBOL_PATTERN } from './markets.js';
 
 /** What a valid symbol looks like, for error messages. */
 export const SYMBOL_EXPECTED = 'a Binance symbol (A-Z, 0-9, _)';

@@ -99,3 +99,28 @@ export function writeKlineNumbers(row: RawKline, target: Float64Array, offset: n
   target[offset + 10] = Number(row[10]);
   target[offset + 11] = Number(row[11]);
 }
+
+/**
+ * A candle's values as numbers, named as Binance means them (the columns between the times, and
+ * the trade count). Used where candles are computed rather than stored: aggregation, simulation.
+ */
+export interface KlineValues {
+  readonly open: number;
+  readonly high: number;
+  readonly low: number;
+  readonly close: number;
+  /** Base-asset volume (contracts on CM). */
+  readonly volume: number;
+  /** Quote-asset volume (base-asset amount on CM). */
+  readonly quoteVolume: number;
+  readonly trades: number;
+  readonly takerBuyBase: number;
+  readonly takerBuyQuote: number;
+}
+
+/** A whole candle in numbers: {@link KlineValues} with its open and close time (epoch ms). */
+export interface Kline extends KlineValues {
+  readonly openTime: number;
+  /** `openTime + interval - 1` ms, as Binance reports it, even for a forming candle. */
+  readonly closeTime: number;
+}

@@ -91,3 +91,37 @@ export function candlesBetween(interval: Interval, from: number, to: number): nu
   for (let t = from; t < to; t = nextOpenTime(interval, t)) count += 1;
   return count;
 }
+
+/**
+ * A run of consecutive candle open times, `from` to `to` both inclusive: candles a ring lacks, or
+ * candles the exchange does not have (trading suspended), depending on who reports it.
+ */
+export interface CandleGap {
+  readonly from: number;
+  readonly to: number;
+  readonly candles: number;
+}
+
+/**
+ * Groups open times (ascending) into runs of consecutive candles.
+ *
+ * @example
+ * ```ts
+ * gapsOf([t, t + 60_000, t + 300_000], '1m');
+ * // [{ from: t, to: t + 60_000, candles: 2 }, { from: t + 300_000, to: t + 300_000, candles: 1 }]
+ * ```
+ */
+export function gapsOf(openTimes: readonly number[], bar: Interval): CandleGap[] {
+  const gaps: CandleGap[] = [];
+  let current: { from: number; to: number; candles: number } | undefined;
+  for (const time of openTimes) {
+    if (current && nextOpenTime(bar, current.to) === time) {
+      current.to = time;
+      current.candles += 1;
+    } else {
+      current = { from: time, to: time, candles: 1 };
+      gaps.push(current);
+    }
+  }
+  return gaps;
+}

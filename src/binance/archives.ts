@@ -1,6 +1,6 @@
 /**
- * Binance's daily kline archives (the data.binance.vision layout): URLs, checksum verification,
- * reading the CSV inside the zip, and assembling a local day from the UTC days that cover it.
+ * Binance's daily kline archives (the data.binance.vision layout): URLs, checksum verification
+ * and reading the CSV inside the zip. (Assembling a local day from them is the daily files' work.)
  * Downloads cost no API weight, so they are the bulk source for whole past days.
  *
  * ```
@@ -15,18 +15,17 @@
  * const name = archiveFileName('BTCUSDT', '1m', '2024-01-24');
  * verifyArchive(zipBytes, checksumText, name);
  * const rows = readArchiveRows(zipBytes, name);
- * const { rows: dayRows, missing } = assembleLocalDay('2024-01-24', 'America/New_York', '1m',
- *   new Map([['2024-01-24', rowsOf24], ['2024-01-25', rowsOf25]]));
  * ```
  */
 import { createHash } from 'node:crypto';
 import { unzipSync } from 'fflate';
 import { CorruptFileError, InvalidArgumentError } from '../errors.js';
-import type { RawKline } from '../exchange/kline.js';
-import { MARKETS, type Interval, type MarketType } from '../exchange/markets.js';
-import { assertSymbol } from '../symbols.js';
-import { decodeUtf8, describeDayRowsProblem, parseCsvRow } from './daily-file.js';
-import { assertDay, expectedOpenTimes, localDayBounds } from './daily-layout.js';
+import type { RawKline } from './kline.js';
+import { decodeUtf8, parseKlineCsvRow } from './kline-csv.js';
+import { MARKETS, type Interval, type MarketType } from './markets.js';
+import { assertSymbol } from './symbols.js';
+
+const UTC_DATE_PATTERN = /^(\d{4})-(\d{2})-(\d{2})$/;
 
 /** Intervals that have daily archive files (longer bars only have monthly files). */
 export const ARCHIVE_DAILY_INTERVALS: readonly Interval[] = [
@@ -44,9 +43,20 @@ export interface ArchiveChecksum {
   readonly fileName: string;
 }
 
+/** Throws InvalidArgumentError unless `utcDate` is a calendar date written YYYY-MM-DD. */
+function assertUtcDate(utcDate: string): void {
+  const match = UTC_DATE_PATTERN.exec(utcDate);
+  if (match) {
+    const [y, m, d] = [Number(match[1]), Number(match[2]), Number(match[3])];
+    const date = new Date(Date.UTC(y, m - 1, d));
+    if (date.getUTCFullYear() === y && date.getUTCMonth() === m - 1 && date.getUTCDate() === d) return;
+  }
+  throw new InvalidArgumentError(`UTC date ${JSON.stringify(utcDate)} is not a calendar date written YYYY-MM-DD`);
+}
+
 function assertArchiveArgs(market: MarketType, symbol: string, interval: Interval, utcDate: string): void {
   assertSymbol(symbol, 'symbol');
-  assertDay(utcDate);
+  assertUtcDate(utcDate);
   if (!MARKETS[market]) throw new InvalidArgumentError(`market ${JSON.stringify(market)} is not SPOT, UM or CM`);
   if (!ARCHIVE_DAILY_INTERVALS.includes(interval) || !MARKETS[market].intervals.includes(interval)) {
     throw new InvalidArgumentError(
@@ -171,7 +181,7 @@ export function readArchiveRows(zipBytes: Uint8Array, name: string): RawKline[] 
     }
     // Newer futures files start with a header row (open_time,open,...); spot files do not.
     if (index === 0 && !/^\d+$/.test(line.split(',', 1)[0]!)) continue;
-    const row = parseCsvRow(line, where, index + 1, normaliseTime);
+    const row = parseKlineCsvRow(line, where, index + 1, normaliseTime);
     if (row[0] <= previous) {
       throw new CorruptFileError(where, `line ${index + 1}: open time ${row[0]} does not come after ${previous}`);
     }
@@ -183,46 +193,4 @@ export function readArchiveRows(zipBytes: Uint8Array, name: string): RawKline[] 
 
 function normaliseTime(time: number): number {
   return time > MICROSECOND_THRESHOLD ? Math.floor(time / 1000) : time;
-}
-
-/** A local day built from UTC archives. */
-export interface AssembledDay {
-  /** Rows that open inside the local day, oldest first. */
-  readonly rows: RawKline[];
-  /** Open times of the day's candles no archive held, oldest first: to be fetched over REST. */
-  readonly missing: number[];
-}
-
-/**
- * Builds a local day from the rows of the UTC daily archives that cover it (keyed by UTC date,
- * see `utcDaysCovering`). Rows outside the day are ignored; a candle found in two files is kept
- * once. A UTC day absent from the map simply leaves its candles in `missing`. Throws
- * CorruptFileError when a row inside the day is not aligned to the bar or has a wrong close time.
- *
- * @example
- * ```ts
- * const day = assembleLocalDay('2024-01-24', 'America/New_York', '1m', new Map([
- *   ['2024-01-24', await rowsOf('2024-01-24')], ['2024-01-25', await rowsOf('2024-01-25')],
- * ]));
- * day.missing; // [] when both archives were whole
- * ```
- */
-export function assembleLocalDay(
-  day: string,
-  timezone: string,
-  bar: Interval,
-  utcDayRows: ReadonlyMap<string, readonly RawKline[]>,
-): AssembledDay {
-  const bounds = localDayBounds(day, timezone);
-  const byOpenTime = new Map<number, RawKline>();
-  for (const rows of utcDayRows.values()) {
-    for (const row of rows) {
-      if (row[0] >= bounds.start && row[0] < bounds.end) byOpenTime.set(row[0], row);
-    }
-  }
-  const rows = [...byOpenTime.values()].sort((a, b) => a[0] - b[0]);
-  const problem = describeDayRowsProblem(rows, bounds, bar);
-  if (problem !== undefined) throw new CorruptFileError(`archives of ${day} (${timezone}, ${bar})`, problem);
-  const missing = expectedOpenTimes(day, timezone, bar).filter((time) => !byOpenTime.has(time));
-  return { rows, missing };
 }

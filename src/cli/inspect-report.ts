@@ -27,14 +27,15 @@ import { open } from 'node:fs/promises';
 import { basename, dirname, sep } from 'node:path';
 import { Unpackr } from 'msgpackr';
 import { CorruptFileError, InvalidArgumentError } from '../errors.js';
-import { candlesBetween, intervalMs } from '../exchange/intervals.js';
-import { KLINE_COLUMNS, type RawKline } from '../exchange/kline.js';
-import { INTERVALS, isInterval, isMarketType, type Interval, type MarketType } from '../exchange/markets.js';
-import { isErrno } from '../files/atomic-write.js';
-import { DAILY_CSV_HEADER, gapsOf, readDailyFile, readManifest, verifyDailyFile, type DailyFileReport } from '../files/daily-file.js';
+import { candlesBetween, gapsOf, intervalMs, type CandleGap } from '../binance/intervals.js';
+import { KLINE_COLUMNS, type RawKline } from '../binance/kline.js';
+import { INTERVALS, isInterval, isMarketType, type Interval, type MarketType } from '../binance/markets.js';
+import { isErrno } from '../util/atomic-write.js';
+import { KLINE_CSV_HEADER } from '../binance/kline-csv.js';
+import { readDailyFile, readManifest, verifyDailyFile, type DailyFileReport } from '../files/daily-file.js';
 import { DAY_PATTERN, expectedOpenTimes } from '../files/daily-layout.js';
 import { loadSnapshot } from '../files/snapshot.js';
-import { assertSymbol, isSymbol } from '../symbols.js';
+import { assertSymbol, isSymbol } from '../binance/symbols.js';
 
 /** Output formats of {@link inspectFile}. */
 export type InspectFormat = 'table' | 'csv' | 'json';
@@ -48,13 +49,6 @@ export interface InspectOptions {
   readonly rows?: number;
 }
 
-/** A run of missing candles: open times `from` to `to`, both inclusive. */
-export interface InspectedGap {
-  readonly from: number;
-  readonly to: number;
-  readonly candles: number;
-}
-
 /** One symbol of a snapshot. */
 export interface InspectedSymbol {
   readonly symbol: string;
@@ -65,7 +59,7 @@ export interface InspectedSymbol {
   readonly span: number;
   /** rows / span in percent (100 when the symbol has no hole; 0 when it has no row). */
   readonly coveragePercent: number;
-  readonly gaps: readonly InspectedGap[];
+  readonly gaps: readonly CandleGap[];
   /** The newest candles asked for, oldest first, 12 numbers each. */
   readonly candles: ReadonlyArray<readonly number[]>;
 }
@@ -102,7 +96,7 @@ export interface DailyFileInspection {
    * Runs of the day's candles the file does not hold; `recorded` when the day's manifest records
    * the run as an exchange gap (no trading), else the file is missing candles the exchange has.
    */
-  readonly gaps: ReadonlyArray<InspectedGap & { readonly recorded: boolean }>;
+  readonly gaps: ReadonlyArray<CandleGap & { readonly recorded: boolean }>;
   readonly verification: { readonly status: DailyFileReport['status'] | 'unknown'; readonly problem: string | null };
   readonly columns: readonly string[];
   /** The newest rows asked for, as in the file (times numbers, prices strings). */
@@ -170,7 +164,7 @@ export async function inspectSnapshot(path: string, options: Omit<InspectOptions
       lastOpenTime: last ?? null,
       span,
       coveragePercent: percent(ring.count, span),
-      gaps: ring.gaps(header.bar).map((gap) => ({ from: gap.from, to: gap.to, candles: gap.count })),
+      gaps: ring.gaps(header.bar),
       candles,
     });
   }
@@ -222,7 +216,7 @@ export async function inspectDailyFile(path: string, options: Omit<InspectOption
     };
   }
   const report = await verifyDailyFile(path, place);
-  let recorded: readonly InspectedGap[] = [];
+  let recorded: readonly CandleGap[] = [];
   let manifestProblem: string | undefined;
   try {
     recorded = (await readManifest(dirname(path)))?.symbols[place.symbol]?.gaps ?? [];
@@ -248,15 +242,15 @@ export async function inspectDailyFile(path: string, options: Omit<InspectOption
 }
 
 async function sniff(path: string): Promise<'snapshot' | 'daily'> {
-  const head = await readHead(path, DAILY_CSV_HEADER.length);
-  if (head.toString('latin1') === DAILY_CSV_HEADER) return 'daily';
+  const head = await readHead(path, KLINE_CSV_HEADER.length);
+  if (head.toString('latin1') === KLINE_CSV_HEADER) return 'daily';
   const marker = head[0];
   // A snapshot starts with a MessagePack map: fixmap (0x80-0x8f), map16 (0xde) or map32 (0xdf).
   if (marker !== undefined && ((marker >= 0x80 && marker <= 0x8f) || marker === 0xde || marker === 0xdf)) return 'snapshot';
   if (path.endsWith('.csv')) return 'daily';
   throw new CorruptFileError(
     path,
-    `is neither a snapshot (MessagePack starting with its header) nor a daily candle file (CSV starting with "${DAILY_CSV_HEADER.slice(0, 20)}...")`,
+    `is neither a snapshot (MessagePack starting with its header) nor a daily candle file (CSV starting with "${KLINE_CSV_HEADER.slice(0, 20)}...")`,
   );
 }
 
@@ -341,7 +335,7 @@ function inferBar(rows: readonly RawKline[]): Interval | undefined {
 }
 
 /** Runs of open times missing between the first and the last row. */
-function missingBetween(rows: readonly RawKline[], bar: Interval): InspectedGap[] {
+function missingBetween(rows: readonly RawKline[], bar: Interval): CandleGap[] {
   const first = rows[0]?.[0];
   const last = rows[rows.length - 1]?.[0];
   if (first === undefined || last === undefined) return [];
@@ -367,11 +361,11 @@ function iso(time: number | null): string {
   return time === null ? '-' : new Date(time).toISOString().replace('.000Z', 'Z');
 }
 
-function missingCandles(gaps: readonly InspectedGap[]): number {
+function missingCandles(gaps: readonly CandleGap[]): number {
   return gaps.reduce((sum, gap) => sum + gap.candles, 0);
 }
 
-function gapText(gaps: readonly InspectedGap[]): string {
+function gapText(gaps: readonly CandleGap[]): string {
   return gaps.length === 0 ? 'none' : `${gaps.length} (${missingCandles(gaps)} candles)`;
 }
 
@@ -393,7 +387,7 @@ function candleTable(rows: ReadonlyArray<ReadonlyArray<string | number>>): strin
   return textTable(KLINE_COLUMNS, shown, true);
 }
 
-function gapLines(gaps: readonly InspectedGap[], indent: string): string[] {
+function gapLines(gaps: readonly CandleGap[], indent: string): string[] {
   return gaps.map((gap) => `${indent}${iso(gap.from)} .. ${iso(gap.to)}  (${gap.candles} candles missing)`);
 }
 

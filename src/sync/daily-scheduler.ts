@@ -7,7 +7,7 @@
  *
  * @example
  * ```ts
- * const files = new DailyFiles({ connection, symbols: () => universe.current(), logger });
+ * const files = new DailyScheduler({ connection, symbols: () => universe.current(), logger });
  * await files.backfillRecent(signal);
  * files.startSchedule();
  * await files.close();
@@ -15,7 +15,7 @@
  */
 import { CronJob } from 'cron';
 import { ClosedError } from '../errors.js';
-import { closeTimeOf } from '../exchange/intervals.js';
+import { closeTimeOf } from '../binance/intervals.js';
 import { expectedOpenTimes, lastFullLocalDays } from '../files/daily-layout.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
@@ -24,8 +24,8 @@ import { sleep } from '../util/abort.js';
 import { DailyBackfill, type BackfillProgress, type DaySummary } from './daily-backfill.js';
 import type { MarketConnection } from './market-connection.js';
 
-/** Options of {@link DailyFiles}. */
-export interface DailyFilesOptions {
+/** Options of {@link DailyScheduler}. */
+export interface DailySchedulerOptions {
   readonly connection: MarketConnection;
   /** The symbols to keep files for; read at each run, so universe changes are followed. */
   readonly symbols: () => readonly string[];
@@ -37,7 +37,7 @@ export interface DailyFilesOptions {
 const SETTLE_MS = 2_000;
 
 /** Back-fill at start and the daily download of yesterday. */
-export class DailyFiles {
+export class DailyScheduler {
   readonly backfill: DailyBackfill;
   readonly #connection: MarketConnection;
   readonly #symbols: () => readonly string[];
@@ -48,7 +48,7 @@ export class DailyFiles {
   // The scheduled run in progress, awaited by close().
   #running: Promise<void> | undefined;
 
-  constructor(options: DailyFilesOptions) {
+  constructor(options: DailySchedulerOptions) {
     const { rule } = options.connection;
     this.#connection = options.connection;
     this.#symbols = options.symbols;
@@ -133,7 +133,7 @@ export class DailyFiles {
 
   /** Stops the schedule and any run in progress. Idempotent. */
   async close(): Promise<void> {
-    this.#closing.abort(new ClosedError('daily files'));
+    this.#closing.abort(new ClosedError('daily scheduler'));
     await this.#job?.stop();
     this.#job = undefined;
     await this.#running;

@@ -32,7 +32,7 @@ import {
 } from './errors.js';
 import { KlineStreams, type StreamEvent } from './exchange/kline-streams.js';
 import { MARKETS, isMarketType, type MarketType } from './binance/markets.js';
-import { loadNewestValidSnapshot, writeSnapshot } from './files/snapshot.js';
+import { writeSnapshot } from './files/snapshot.js';
 import type { Logger } from './log.js';
 import { silentLogger } from './log.js';
 import { parseCandleRule, resolveEndpoints, type CandleRule, type CandleRuleInput } from './rule.js';
@@ -287,7 +287,7 @@ export class CandleServer {
         bannedUntil: governor?.bannedUntil,
       },
       requests: new Map(this.#connection?.requests ?? []),
-      sync: { ...(this.#sync?.stats ?? { streamUpdates: 0, restUpdates: 0, gapsFound: 0, gapsRepaired: 0, sweeps: 0, sweepRequests: 0 }) },
+      sync: { ...(this.#sync?.stats ?? { streamUpdates: 0, restUpdates: 0, gapsFound: 0, gapsRepaired: 0, sweeps: 0, sweepRequests: 0, overdueFetches: 0 }) },
       streams:
         streams === undefined
           ? undefined
@@ -356,17 +356,18 @@ export class CandleServer {
     this.#dailyScheduler = dailyScheduler;
     if (rule.LOCAL_CANDLE_DAYS > 0) await dailyScheduler.backfillRecent(signal);
 
-    const loaded = await loadNewestValidSnapshot(rule.CACHE_DIR, { market: this.market, bar: rule.BAR, length: rule.LENGTH }, this.#logger);
-    if (loaded !== undefined) {
-      for (const symbol of symbols) {
-        const ring = loaded.map.get(symbol);
-        if (ring !== undefined) this.#map.set(symbol, ring);
-      }
-      this.#logger.info({ file: loaded.file, symbols: this.#map.size }, 'snapshot loaded');
-    }
-    const sync = new CandleSync({ rule, connection, map: this.#map, events: this.#events, logger: this.#options.logger ?? silentLogger(), latency: this.#latency });
-    this.#sync = sync;
     const useStreams = rule.UPDATE_MODE === 'websocket';
+    const sync = new CandleSync({
+      rule,
+      exchange: connection,
+      map: this.#map,
+      events: this.#events,
+      logger: this.#options.logger ?? silentLogger(),
+      latency: this.#latency,
+      streamCadenceMs: useStreams ? MARKETS[this.market].wsCadenceMs(rule.BAR) : undefined,
+    });
+    this.#sync = sync;
+    await sync.restoreSnapshot(symbols);
     if (useStreams) {
       // Streams start before the warm-up so that no update between the REST reply and the first event is lost.
       this.#streams = this.#createStreams(sync);
@@ -379,7 +380,7 @@ export class CandleServer {
       sync.remove(left);
       this.#streams?.setSymbols(universe.current());
     });
-    this.#loops.push(this.#sweepLoop(), this.#snapshotLoop(), this.#clockLoop());
+    this.#loops.push(this.#sweepLoop(), this.#snapshotLoop(), this.#clockLoop(), sync.watchBoundaries(signal));
     // Symbols that could not be warmed are retried by the sweep: ready means every ring is filled.
     while (symbols.some((s) => sync.tracked(s)?.isReady === false)) await sleep(100, signal, 'warm-up');
     if (useStreams) await this.#awaitStreams(sync, symbols);

@@ -206,7 +206,7 @@ export interface CollectMetricsOptions {
   readonly eventLoop?: EventLoopDelayMonitor;
 }
 
-const STATES: readonly SymbolState[] = ['fresh', 'stale', 'warming', 'repairing', 'banned'];
+const STATES: readonly SymbolState[] = ['fresh', 'stale', 'warming', 'repairing', 'overdue', 'banned'];
 
 /**
  * Reads a CandleServer's counters and gauges into metric families (see the module comment for the
@@ -299,12 +299,13 @@ export function collectMetrics(server: CandleServer, options: CollectMetricsOpti
     gauge('symbols_stale', 'Symbols not served now: any state but fresh.', symbols.length - (states.get('fresh') ?? 0)),
     {
       name: 'candle_server_symbol_states',
-      help: 'Symbols by state: fresh, stale, warming, repairing, banned.',
+      help: 'Symbols by state: fresh, stale, warming, repairing, overdue (a close missed its boundary deadline), banned.',
       type: 'gauge',
       samples: [...states].map(([state, value]) => ({ labels: { ...market, state }, value })),
     },
     counter('gaps_found', 'Holes found in the candles (disconnects, skipped candles).', stats.sync.gapsFound),
     counter('gaps_repaired', 'Holes filled over REST.', stats.sync.gapsRepaired),
+    counter('overdue_fetches', 'Closes fetched over REST because the stream missed their boundary deadline.', stats.sync.overdueFetches),
     {
       name: 'candle_server_updates_total',
       help: 'Candle updates written into the rings, by source.',

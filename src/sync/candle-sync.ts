@@ -1,39 +1,39 @@
 /**
- * Keeps every symbol's ring equal to the exchange's candles: the warm start (snapshot, then daily
- * files, then REST for what is still missing), live updates written in place from the streams,
- * the REST sweep that brings stale symbols up to date and confirms closed candles the stream did
- * not, and repair of the holes that disconnects and stalls leave.
+ * Keeps every symbol's ring equal to the exchange's candles: the orchestration around the serve
+ * rule (`serve-rule.ts`) and the fetch plans (`fetch-plan.ts`). It runs the warm start (snapshot,
+ * daily files, then REST for what is still missing), passes stream updates to the rule, fetches a
+ * close the stream missed as soon as its boundary deadline passes, repairs holes, and sweeps over
+ * REST for symbols the exchange has not confirmed lately.
  *
- * Per symbol it tracks two things the freshness rule needs:
- * - `confirmedAt`: exchange time at which the exchange last vouched for this symbol's data (a
- *   stream event's `E`, or the exchange clock when a REST reply arrived);
- * - `holeFrom`: the open time from which the ring may lack candles the exchange has (set on a
- *   disconnect or a skipped candle, cleared once REST has filled the range). While it is set the
- *   symbol is not served, so served data never has a hole the exchange does not have.
+ * It needs only a small {@link SyncExchange} (clock, budget, klines over REST), not a whole
+ * connection, so that it runs against anything that can answer those.
  *
  * @example
  * ```ts
- * const sync = new CandleSync({ rule, connection, map, logger, events });
+ * const sync = new CandleSync({ rule, exchange: connection, map, logger, events, streamCadenceMs: 250 });
  * await sync.warm(['BTCUSDT'], { useStreams: true });
  * sync.onKline('BTCUSDT', values, false, eventTime); // from the stream, synchronously
- * await sync.sweep();                                 // every UPDATE_INTERVAL_SECONDS
+ * void sync.watchBoundaries(signal);                 // fetches closes the stream missed
+ * await sync.sweep({ staleAfterMs });                // every UPDATE_INTERVAL_SECONDS
  * ```
  */
-import { AbortedError, BannedError, ClosedError } from '../errors.js';
-import { closeTimeOf, intervalMs, nextOpenTime, openTimeOf, previousOpenTime } from '../binance/intervals.js';
-import { COL, type RawKline } from '../binance/kline.js';
+import { setImmediate as nextTurn } from 'node:timers/promises';
+import { closeTimeOf, intervalMs, openTimeOf, previousOpenTime } from '../binance/intervals.js';
+import type { RawKline } from '../binance/kline.js';
 import { MARKETS } from '../binance/markets.js';
-import { readDailyFile } from '../files/daily-file.js';
-import { dailyFilePath, localDayBounds, localDayOf, addDays } from '../files/daily-layout.js';
+import { AbortedError, BannedError, ClosedError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { sleep } from '../util/abort.js';
-import { forEachConcurrently } from '../util/concurrency.js';
 import type { CandleRule } from '../rule.js';
 import type { CandleMap } from '../store/candle-map.js';
-import type { CandleRing } from '../store/candle-ring.js';
+import { sleep } from '../util/abort.js';
+import { forEachConcurrently } from '../util/concurrency.js';
 import type { SafeEmitter } from '../util/emitter.js';
 import type { Histogram } from '../util/histogram.js';
-import type { MarketConnection } from './market-connection.js';
+import { missingRanges, planSweep, rangeWeight, sweepKind, warmConcurrency, windowStart, type SweepKind } from './fetch-plan.js';
+import { TrackedSymbol, type RuleClock, type RuleEvents, type SymbolState } from './serve-rule.js';
+import { readDailyRows, restoreSnapshot } from './warm-sources.js';
+
+export type { SymbolState } from './serve-rule.js';
 
 /** Events a bot can listen to. */
 export interface CandleEvents {
@@ -47,27 +47,6 @@ export interface CandleEvents {
   reconnect: (event: { connection: number; attempt: number; delayMs: number; symbols: number }) => void;
 }
 
-/** Why a symbol is or is not served. */
-export type SymbolState = 'unknown' | 'warming' | 'fresh' | 'stale' | 'repairing' | 'banned';
-
-/** Per-symbol bookkeeping beside its ring. */
-export interface Tracked {
-  readonly symbol: string;
-  readonly ring: CandleRing;
-  /** Exchange time of the last confirmation; 0 = never. */
-  confirmedAt: number;
-  /** Exchange time (`E`) of the last stream update; 0 = never. */
-  streamAt: number;
-  /** True once the warm start has filled the ring. */
-  isReady: boolean;
-  /** Open time from which candles may be missing, or undefined when the ring has no hole. */
-  holeFrom: number | undefined;
-  /** Open time of the newest candle whose final values the ring holds. */
-  finalOpenTime: number;
-  /** Set once `stale` was emitted, so it is emitted once per episode. */
-  isReportedStale: boolean;
-}
-
 /** Counters for metrics and benchmarks. */
 export interface SyncStats {
   streamUpdates: number;
@@ -76,68 +55,126 @@ export interface SyncStats {
   gapsRepaired: number;
   sweeps: number;
   sweepRequests: number;
+  /** Closes fetched over REST because their boundary deadline passed without them. */
+  overdueFetches: number;
+}
+
+/** What the engine needs of the exchange: its clock, the weight budget's state, klines over REST. */
+export interface SyncExchange {
+  readonly clock: {
+    /** Exchange time now, ms. */
+    now(): number;
+    /** Exchange time minus local time, ms. */
+    readonly offsetMs: number;
+    /** Round trip of the best clock sample, ms; undefined before the first. */
+    readonly rttMs: number | undefined;
+  };
+  readonly governor: {
+    readonly bannedUntil: number | undefined;
+    /** Weight per window this process may spend. */
+    readonly budget: number;
+    readonly windowMs: number;
+  };
+  readonly rest: {
+    klinesRange(
+      symbol: string,
+      interval: CandleRule['BAR'],
+      from: number,
+      to: number,
+      options: { signal?: AbortSignal; priority?: 'live' | 'backfill' },
+    ): Promise<RawKline[]>;
+  };
 }
 
 /** Options of {@link CandleSync}. */
 export interface CandleSyncOptions {
   readonly rule: CandleRule;
-  readonly connection: MarketConnection;
+  readonly exchange: SyncExchange;
   readonly map: CandleMap;
   readonly events: SafeEmitter<CandleEvents>;
   readonly logger: Logger;
+  /** Stream cadence in ms when streams follow the symbols: the boundary deadline's grace. */
+  readonly streamCadenceMs?: number | undefined;
   /** Event-to-ring latency in ms, recorded for every stream update. */
   readonly latency?: Histogram;
   /** Local clock (ms); tests and benchmarks may control it. */
   readonly localNow?: () => number;
 }
 
-// Symbols warmed or swept at once; the weight governor paces the requests whatever this is.
+// Symbols repaired or swept at once; the weight governor paces the requests whatever this is.
 const CONCURRENCY = 8;
+// Requests the warm-up keeps in flight at least and at most (see warmConcurrency): enough to hide
+// the exchange's latency, no more than the REST client's connections.
+const WARM_IN_FLIGHT = { minimum: 8, maximum: 64 } as const;
 // Our exchange clock may be off by up to half a round trip: a REST row counts as final only if it
 // closed this long before the request, so a reply made a moment before the close is never taken
 // for the final candle.
 const MIN_CLOCK_MARGIN_MS = 100;
 // Share of the budget the periodic sweep may plan for, leaving room for repairs and other users.
 const SWEEP_BUDGET_SHARE = 0.6;
+// The boundary watch wakes at least this often, so that a month-long bar never needs a longer timer.
+const MAX_BOUNDARY_SLEEP_MS = 60_000;
 
 /** The candle synchronisation engine of one market. */
 export class CandleSync {
-  readonly stats: SyncStats = { streamUpdates: 0, restUpdates: 0, gapsFound: 0, gapsRepaired: 0, sweeps: 0, sweepRequests: 0 };
+  readonly stats: SyncStats = { streamUpdates: 0, restUpdates: 0, gapsFound: 0, gapsRepaired: 0, sweeps: 0, sweepRequests: 0, overdueFetches: 0 };
   readonly #rule: CandleRule;
-  readonly #connection: MarketConnection;
+  readonly #exchange: SyncExchange;
   readonly #map: CandleMap;
   readonly #events: SafeEmitter<CandleEvents>;
   readonly #logger: Logger;
   readonly #latency: Histogram | undefined;
   readonly #localNow: () => number;
-  readonly #tracked = new Map<string, Tracked>();
+  readonly #streamCadenceMs: number | undefined;
+  readonly #tracked = new Map<string, TrackedSymbol>();
+  // The rule's view of the exchange clock and its margin, shared by every symbol.
+  readonly #clock: RuleClock;
+  // The rule's reports, turned into events and counters; one object for every symbol.
+  readonly #ruleEvents: RuleEvents;
   // Aborted by close(): every REST request of the engine stops.
   readonly #closing = new AbortController();
   // The sweep in progress: sweeps never overlap.
   #sweeping: Promise<void> | undefined;
   // Round-robin cursor so that, under a tight budget, every stale symbol gets its turn.
   #cursor = 0;
-  // Symbols being repaired right now, so a sweep does not repair them twice.
-  readonly #repairing = new Set<string>();
+  // Symbols being fetched right now (repair, overdue close), so that nothing fetches them twice.
+  readonly #fetching = new Set<string>();
 
   constructor(options: CandleSyncOptions) {
     this.#rule = options.rule;
-    this.#connection = options.connection;
+    this.#exchange = options.exchange;
     this.#map = options.map;
     this.#events = options.events;
     this.#logger = options.logger.child({ component: 'sync', market: options.rule.MARKET });
     this.#latency = options.latency;
     this.#localNow = options.localNow ?? Date.now;
+    this.#streamCadenceMs = options.streamCadenceMs;
+    const clock = this.#exchange.clock;
+    this.#clock = { now: () => clock.now(), marginMs: () => Math.max(MIN_CLOCK_MARGIN_MS, 2 * (clock.rttMs ?? 0)) };
+    this.#ruleEvents = {
+      closed: (symbol, openTime, close) => {
+        if (this.#events.has('candleClosed')) this.#events.emit('candleClosed', { symbol, openTime, close });
+      },
+      hole: (symbol, from) => {
+        this.stats.gapsFound += 1;
+        this.#events.emit('gap', { symbol, from, to: clock.now(), repaired: false });
+      },
+    };
   }
 
   /** The bookkeeping of a symbol, or undefined when it is not followed. */
-  tracked(symbol: string): Tracked | undefined {
+  tracked(symbol: string): TrackedSymbol | undefined {
     return this.#tracked.get(symbol);
   }
 
   /** Every followed symbol. */
   symbols(): string[] {
     return [...this.#tracked.keys()];
+  }
+
+  /** Puts the rings of `symbols` from the newest valid snapshot into the map: the first warm-start source. */
+  async restoreSnapshot(symbols: readonly string[]): Promise<void> {
+    await restoreSnapshot(this.#rule, symbols, this.#map, this.#logger);
   }
 
   /**
@@ -150,12 +187,12 @@ export class CandleSync {
     for (const symbol of symbols) {
       if (this.#tracked.has(symbol)) continue;
       const ring = this.#map.get(symbol) ?? this.#map.add(symbol);
-      this.#tracked.set(symbol, { symbol, ring, confirmedAt: 0, streamAt: 0, isReady: false, holeFrom: undefined, finalOpenTime: 0, isReportedStale: false });
+      this.#tracked.set(symbol, new TrackedSymbol({ symbol, ring, bar: this.#rule.BAR, clock: this.#clock, cadenceMs: this.#streamCadenceMs, events: this.#ruleEvents }));
     }
     const signal = this.#signal(options.signal);
     let done = 0;
     const startedAt = this.#localNow();
-    await forEachConcurrently(symbols, CONCURRENCY, async (symbol) => {
+    await forEachConcurrently(symbols, this.#warmInFlight(), async (symbol) => {
       const tracked = this.#tracked.get(symbol);
       if (tracked === undefined || tracked.isReady) return;
       try {
@@ -187,46 +224,10 @@ export class CandleSync {
   onKline(symbol: string, values: ArrayLike<number>, isClosed: boolean, eventTime: number): void {
     const tracked = this.#tracked.get(symbol);
     if (tracked === undefined) return;
-    const openTime = values[COL.openTime] as number;
-    const ring = tracked.ring;
-    const newest = ring.newestOpenTime;
-    if (tracked.isReady && newest !== undefined && openTime > newest) {
-      // A new candle: the one before must have closed with its final values, and none may be skipped.
-      // Otherwise (the stream was down, or a close event never came) the ring has a hole until REST fills it.
-      const firstMissing = tracked.finalOpenTime < newest ? newest : nextOpenTime(this.#rule.BAR, newest);
-      if (firstMissing < openTime) this.#markHole(tracked, firstMissing);
-    }
-    ring.upsertNumbers(
-      openTime,
-      values[1] as number,
-      values[2] as number,
-      values[3] as number,
-      values[4] as number,
-      values[5] as number,
-      values[6] as number,
-      values[7] as number,
-      values[8] as number,
-      values[9] as number,
-      values[10] as number,
-      values[11] as number,
-    );
-    if (eventTime > tracked.confirmedAt) tracked.confirmedAt = eventTime;
-    if (eventTime > tracked.streamAt) tracked.streamAt = eventTime;
-    tracked.isReportedStale = false;
+    tracked.applyStream(values, isClosed, eventTime);
     this.stats.streamUpdates += 1;
     // The clock offset is known to within half a round trip: a slightly negative age is noise.
-    if (this.#latency !== undefined) this.#latency.record(Math.max(0, this.#localNow() + this.#connection.clock.offsetMs - eventTime));
-    if (isClosed && openTime > tracked.finalOpenTime) {
-      // Final values advance one candle at a time: a close that skips one leaves that candle
-      // unconfirmed, a hole for REST to fill (the repair then reports both closes).
-      const unconfirmed = nextOpenTime(this.#rule.BAR, tracked.finalOpenTime);
-      if (tracked.isReady && tracked.finalOpenTime > 0 && unconfirmed < openTime) {
-        this.#markHole(tracked, unconfirmed);
-      } else {
-        tracked.finalOpenTime = openTime;
-        if (this.#events.has('candleClosed')) this.#events.emit('candleClosed', { symbol, openTime, close: values[4] as number });
-      }
-    }
+    if (this.#latency !== undefined) this.#latency.record(Math.max(0, this.#localNow() + this.#exchange.clock.offsetMs - eventTime));
   }
 
   /**
@@ -234,18 +235,46 @@ export class CandleSync {
    * until repaired.
    */
   onInterrupted(symbols: readonly string[], sinceExchangeTime: number): void {
-    const from = openTimeOf(this.#rule.BAR, sinceExchangeTime);
-    for (const symbol of symbols) {
-      const tracked = this.#tracked.get(symbol);
-      if (tracked?.isReady) this.#markHole(tracked, from);
+    for (const symbol of symbols) this.#tracked.get(symbol)?.interrupted(sinceExchangeTime);
+  }
+
+  /**
+   * Watches candle boundaries until `signal` aborts: once a boundary's deadline (the close time
+   * plus one stream cadence plus the clock's margin) has passed, every symbol still lacking that
+   * close and the next candle is fetched over REST at once, within the budget. Costs nothing while
+   * the streams deliver; does nothing without streams.
+   */
+  async watchBoundaries(signal?: AbortSignal): Promise<void> {
+    const cadence = this.#streamCadenceMs;
+    if (cadence === undefined) return;
+    const combined = this.#signal(signal);
+    const bar = this.#rule.BAR;
+    const clock = this.#exchange.clock;
+    while (!combined.aborted) {
+      const now = clock.now();
+      const grace = cadence + this.#clock.marginMs();
+      // The deadline of the candle that closed last, if still ahead, else that of the forming one.
+      const current = openTimeOf(bar, now);
+      const lastDeadline = closeTimeOf(bar, previousOpenTime(bar, current)) + grace + 1;
+      const deadline = lastDeadline > now ? lastDeadline : closeTimeOf(bar, current) + grace + 1;
+      try {
+        await sleep(Math.min(MAX_BOUNDARY_SLEEP_MS, Math.max(1, deadline - now)), combined, 'boundary watch');
+        // Let stream messages that arrived meanwhile be read first: the timer runs before I/O.
+        await nextTurn();
+      } catch (error) {
+        if (isStop(error, combined)) return;
+        throw error;
+      }
+      if (clock.now() >= deadline) this.#fetchOverdue(combined);
     }
   }
 
   /**
-   * One REST pass within the weight budget: repairs holes first, then symbols whose data the
-   * exchange has not confirmed for `staleAfterMs` (every symbol in REST-only mode, where this is
-   * the update loop), then closed candles whose final values no stream event delivered. Stalest
-   * first, round-robin, never more than the budget's share of one interval.
+   * One REST pass within the weight budget: repairs holes first, then overdue closes, then
+   * symbols whose data the exchange has not confirmed for `staleAfterMs` (every symbol in
+   * REST-only mode, where this is the update loop), then closed candles whose final values no
+   * stream event delivered. Stalest first, round-robin, never more than the budget's share of one
+   * interval.
    */
   sweep(options: { staleAfterMs: number; signal?: AbortSignal }): Promise<void> {
     this.#sweeping ??= this.#sweep(options).finally(() => {
@@ -259,7 +288,7 @@ export class CandleSync {
     const combined = this.#signal(signal);
     await forEachConcurrently(symbols, CONCURRENCY, async (symbol) => {
       const tracked = this.#tracked.get(symbol);
-      if (tracked?.holeFrom === undefined || this.#repairing.has(symbol)) return;
+      if (tracked?.holeFrom === undefined || this.#fetching.has(symbol)) return;
       try {
         await this.#repairOne(tracked, combined);
       } catch (error) {
@@ -273,46 +302,25 @@ export class CandleSync {
   state(symbol: string, securityMs: number): SymbolState {
     const tracked = this.#tracked.get(symbol);
     if (tracked === undefined) return 'unknown';
-    if (!tracked.isReady) return 'warming';
-    const isWhole = tracked.holeFrom === undefined && this.#isFinal(tracked);
-    if (isWhole && this.#isFresh(tracked, securityMs)) return 'fresh';
-    // During a ban nothing can be fetched: that is the reason, whatever needs fetching.
-    if (this.#connection.governor.bannedUntil !== undefined) return 'banned';
-    return isWhole ? 'stale' : 'repairing';
+    return tracked.state(securityMs, this.#exchange.governor.bannedUntil !== undefined);
   }
 
   /**
-   * The ring of `symbol` when it may be served: ready, without a hole, and fresh within
-   * `securityMs` (see {@link CandleSync}). The one freshness rule behind getCandleSecurity and
-   * `state`; on the read path, so it allocates nothing.
+   * The ring of `symbol` when it may be served (see {@link TrackedSymbol.isServable}). The one
+   * freshness rule behind getCandleSecurity and `state`; on the read path, so it allocates nothing.
    */
-  servable(symbol: string, securityMs: number): CandleRing | undefined {
+  servable(symbol: string, securityMs: number): TrackedSymbol['ring'] | undefined {
     const tracked = this.#tracked.get(symbol);
-    if (tracked === undefined || !tracked.isReady || tracked.holeFrom !== undefined || !this.#isFinal(tracked)) return undefined;
-    return this.#isFresh(tracked, securityMs) ? tracked.ring : undefined;
-  }
-
-  /** Every row but the newest holds final values: closed candles are served only as they closed. */
-  #isFinal(tracked: Tracked): boolean {
-    const newest = tracked.ring.newestOpenTime;
-    return newest === undefined || tracked.finalOpenTime >= previousOpenTime(this.#rule.BAR, newest) || tracked.ring.count < 2;
+    return tracked !== undefined && tracked.isServable(securityMs) ? tracked.ring : undefined;
   }
 
   /**
-   * True once a symbol followed over the streams has had its first stream update and has no hole
-   * or unconfirmed close: the point at which a start-up can call it served. True for a symbol no
-   * longer followed.
+   * True once a symbol followed over the streams has had its first stream update and has no hole,
+   * unconfirmed or overdue close: the point at which a start-up can call it served. True for a
+   * symbol no longer followed.
    */
   isStreamSettled(symbol: string): boolean {
-    const tracked = this.#tracked.get(symbol);
-    if (tracked === undefined) return true;
-    return tracked.isReady && tracked.streamAt > 0 && tracked.holeFrom === undefined && this.#isFinal(tracked);
-  }
-
-  /** The newest candle opened, and the exchange last confirmed the symbol, less than `securityMs` ago. */
-  #isFresh(tracked: Tracked, securityMs: number): boolean {
-    const now = this.#connection.clock.now();
-    return now - (tracked.ring.newestOpenTime ?? 0) < securityMs && now - tracked.confirmedAt < securityMs;
+    return this.#tracked.get(symbol)?.isStreamSettled() ?? true;
   }
 
   /** Stops every request of the engine. Idempotent. */
@@ -321,24 +329,36 @@ export class CandleSync {
     await this.#sweeping?.catch(() => undefined);
   }
 
-  async #warmOne(tracked: Tracked, useStreams: boolean, signal: AbortSignal): Promise<void> {
+  /** Requests the warm-up keeps in flight: enough to hide the exchange's latency within the budget. */
+  #warmInFlight(): number {
+    const spec = MARKETS[this.#rule.MARKET];
+    return warmConcurrency({
+      budget: this.#exchange.governor.budget,
+      requestWeight: spec.klinesWeight(spec.klinesBestLimit),
+      latencyMs: this.#exchange.clock.rttMs ?? 0,
+      windowMs: this.#exchange.governor.windowMs,
+      ...WARM_IN_FLIGHT,
+    });
+  }
+
+  async #warmOne(tracked: TrackedSymbol, useStreams: boolean, signal: AbortSignal): Promise<void> {
     const bar = this.#rule.BAR;
-    const now = this.#connection.clock.now();
-    const current = openTimeOf(bar, now);
-    const windowStart = this.#windowStart(current);
+    const current = openTimeOf(bar, this.#exchange.clock.now());
+    const start = windowStart(bar, this.#rule.LENGTH, current);
     const ring = tracked.ring;
-    if (ring.isEmpty || (ring.oldestOpenTime ?? 0) > windowStart) await this.#loadDailyFiles(tracked, windowStart, current);
+    if (ring.isEmpty || (ring.oldestOpenTime ?? 0) > start) {
+      tracked.applyFinal(await readDailyRows(this.#rule, tracked.symbol, start, current, this.#logger));
+    }
     if (useStreams && ring.newestOpenTime === current && ring.isFull && ring.gaps(bar).length === 0) {
       // A fresh snapshot: nothing closed since it was taken; the stream confirms the forming candle.
-      tracked.finalOpenTime = previousOpenTime(bar, current);
-      tracked.isReady = true;
+      tracked.adoptSnapshot(current);
       return;
     }
-    for (const range of this.#missingRanges(ring, windowStart, current)) {
+    for (const range of missingRanges(ring, bar, start, current, MARKETS[this.#rule.MARKET].klinesBestLimit)) {
       await this.#fetchInto(tracked, range.from, range.to, signal);
     }
     await this.#confirmFinal(tracked, signal);
-    tracked.isReady = true;
+    tracked.markReady();
   }
 
   /**
@@ -346,202 +366,113 @@ export class CandleSync {
    * still forming, so it is not taken as final. Waits out the margin and asks for it again, so
    * that a warm-up or a repair ends with every closed candle final.
    */
-  async #confirmFinal(tracked: Tracked, signal: AbortSignal): Promise<void> {
+  async #confirmFinal(tracked: TrackedSymbol, signal: AbortSignal): Promise<void> {
     const bar = this.#rule.BAR;
     const newest = tracked.ring.newestOpenTime;
-    const pending = nextOpenTime(bar, tracked.finalOpenTime);
+    const pending = tracked.pendingFinal();
     if (tracked.finalOpenTime === 0 || newest === undefined || pending >= newest) return;
-    const waitMs = closeTimeOf(bar, pending) + this.#finalMarginMs() - this.#connection.clock.now();
+    const waitMs = closeTimeOf(bar, pending) + this.#clock.marginMs() - this.#exchange.clock.now();
     if (waitMs > 0) await sleep(waitMs, signal, 'confirming a closed candle');
     // The stream may have delivered its close meanwhile.
-    if (nextOpenTime(bar, tracked.finalOpenTime) === pending) {
-      await this.#fetchInto(tracked, pending, openTimeOf(bar, this.#connection.clock.now()), signal);
-    }
-  }
-
-  /** How long after its close a candle is surely final in a REST reply: the clock's uncertainty. */
-  #finalMarginMs(): number {
-    return Math.max(MIN_CLOCK_MARGIN_MS, 2 * (this.#connection.clock.rttMs ?? 0));
-  }
-
-  /** Open time of the oldest candle of the window that ends with the candle opening at `current`. */
-  #windowStart(current: number): number {
-    const bar = this.#rule.BAR;
-    if (bar !== '1M') return current - (this.#rule.LENGTH - 1) * intervalMs(bar);
-    let time = current;
-    for (let i = 1; i < this.#rule.LENGTH; i += 1) time = previousOpenTime(bar, time);
-    return time;
-  }
-
-  /** Ranges of open times in [windowStart, current] the ring lacks: the head, inner holes and the tail. */
-  #missingRanges(ring: CandleRing, windowStart: number, current: number): Array<{ from: number; to: number }> {
-    const bar = this.#rule.BAR;
-    const oldest = ring.oldestOpenTime;
-    const newest = ring.newestOpenTime;
-    if (oldest === undefined || newest === undefined || newest < windowStart) return [{ from: windowStart, to: current }];
-    const ranges: Array<{ from: number; to: number }> = [];
-    if (oldest > windowStart) ranges.push({ from: windowStart, to: previousOpenTime(bar, oldest) });
-    for (const gap of ring.gaps(bar)) {
-      if (gap.to >= windowStart) ranges.push({ from: Math.max(gap.from, windowStart), to: gap.to });
-    }
-    // From the newest row on: it may have been forming when it was stored.
-    ranges.push({ from: newest, to: current });
-    return this.#mergeRanges(ranges);
-  }
-
-  /**
-   * Joins ranges separated by fewer candles than one page holds: fetching a few candles the ring
-   * already has costs less weight than another request (a cold ring the stream has just given its
-   * forming candle is one range, not a head and a tail).
-   */
-  #mergeRanges(ranges: Array<{ from: number; to: number }>): Array<{ from: number; to: number }> {
-    const span = MARKETS[this.#rule.MARKET].klinesBestLimit * intervalMs(this.#rule.BAR);
-    const merged: Array<{ from: number; to: number }> = [];
-    for (const range of [...ranges].sort((a, b) => a.from - b.from)) {
-      const last = merged.at(-1);
-      if (last !== undefined && range.from - last.to <= span) last.to = Math.max(last.to, range.to);
-      else merged.push({ ...range });
-    }
-    return merged;
-  }
-
-  /** Fills the ring from daily files of the local days that overlap the window (today excluded). */
-  async #loadDailyFiles(tracked: Tracked, windowStart: number, current: number): Promise<void> {
-    const { CANDLE_DIR, MARKET, TIMEZONE, BAR } = this.#rule;
-    const today = localDayOf(current, TIMEZONE);
-    for (let day = localDayOf(windowStart, TIMEZONE); day < today; day = addDays(day, 1)) {
-      if (localDayBounds(day, TIMEZONE).end <= windowStart) continue;
-      try {
-        const rows = await readDailyFile(dailyFilePath(CANDLE_DIR, MARKET, TIMEZONE, BAR, day, tracked.symbol), { timezone: TIMEZONE, bar: BAR, day });
-        if (rows === undefined) continue;
-        const inWindow = rows.filter((row) => row[0] >= windowStart);
-        tracked.ring.upsertMany(inWindow);
-        const last = inWindow.at(-1);
-        if (last !== undefined && last[0] > tracked.finalOpenTime) tracked.finalOpenTime = last[0];
-      } catch (error) {
-        // A damaged file only costs the REST requests that replace it.
-        this.#logger.warn({ err: error, symbol: tracked.symbol, day }, 'daily file unreadable; using REST instead');
-      }
+    if (tracked.pendingFinal() === pending) {
+      await this.#fetchInto(tracked, pending, openTimeOf(bar, this.#exchange.clock.now()), signal);
     }
   }
 
   /** Fetches [from, to] over REST into the ring and records the exchange's confirmation. */
-  async #fetchInto(tracked: Tracked, from: number, to: number, signal: AbortSignal): Promise<RawKline[]> {
-    const sentAt = this.#connection.clock.now();
-    const rows = await this.#connection.rest.klinesRange(tracked.symbol, this.#rule.BAR, from, to, { signal, priority: 'live' });
-    this.#apply(tracked, rows, sentAt);
-    return rows;
-  }
-
-  /**
-   * Writes a REST reply requested at exchange time `sentAt`. Rows that closed well before `sentAt`
-   * (by more than the clock's uncertainty) are final. A row that may still have been forming when
-   * the reply was made never replaces final values, nor a row the stream has updated since the
-   * request: the reply is older than those.
-   */
-  #apply(tracked: Tracked, rows: readonly RawKline[], sentAt: number): void {
-    const finalBefore = sentAt - this.#finalMarginMs();
-    const isStreamAhead = tracked.streamAt >= sentAt;
-    const accepted: RawKline[] = [];
-    const previousFinal = tracked.finalOpenTime;
-    for (const row of rows) {
-      if (row[COL.closeTime] < finalBefore) {
-        accepted.push(row);
-        if (row[0] > tracked.finalOpenTime) tracked.finalOpenTime = row[0];
-      } else if (row[0] > tracked.finalOpenTime && !(isStreamAhead && tracked.ring.indexOf(row[0]) >= 0)) {
-        accepted.push(row);
-      }
-    }
-    tracked.ring.upsertMany(accepted);
-    // Closes the stream did not deliver (a repair, REST-only mode) are reported too; not the warm-up's history.
-    if (tracked.isReady && previousFinal > 0 && this.#events.has('candleClosed')) {
-      for (const row of accepted) {
-        if (row[0] > previousFinal && row[0] <= tracked.finalOpenTime) {
-          this.#events.emit('candleClosed', { symbol: tracked.symbol, openTime: row[0], close: Number(row[COL.close]) });
-        }
-      }
-    }
-    if (sentAt > tracked.confirmedAt) tracked.confirmedAt = sentAt;
-    tracked.isReportedStale = false;
+  async #fetchInto(tracked: TrackedSymbol, from: number, to: number, signal: AbortSignal): Promise<void> {
+    const sentAt = this.#exchange.clock.now();
+    const rows = await this.#exchange.rest.klinesRange(tracked.symbol, this.#rule.BAR, from, to, { signal, priority: 'live' });
+    tracked.applyRest(rows, sentAt);
     this.stats.restUpdates += 1;
   }
 
-  #markHole(tracked: Tracked, from: number): void {
-    if (tracked.holeFrom !== undefined && tracked.holeFrom <= from) return;
-    tracked.holeFrom = from;
-    this.stats.gapsFound += 1;
-    this.#events.emit('gap', { symbol: tracked.symbol, from, to: this.#connection.clock.now(), repaired: false });
-  }
-
-  async #repairOne(tracked: Tracked, signal: AbortSignal): Promise<void> {
+  async #repairOne(tracked: TrackedSymbol, signal: AbortSignal): Promise<void> {
     const from = tracked.holeFrom;
     if (from === undefined) return;
-    this.#repairing.add(tracked.symbol);
+    this.#fetching.add(tracked.symbol);
     try {
-      const to = openTimeOf(this.#rule.BAR, this.#connection.clock.now());
+      const to = openTimeOf(this.#rule.BAR, this.#exchange.clock.now());
       await this.#fetchInto(tracked, from, to, signal);
       await this.#confirmFinal(tracked, signal);
-      // Only clear the hole this repair covered: a newer interruption may have set an earlier one.
-      if (tracked.holeFrom === from) {
-        tracked.holeFrom = undefined;
+      if (tracked.repaired(from)) {
         this.stats.gapsRepaired += 1;
         this.#logger.info({ symbol: tracked.symbol, from: new Date(from).toISOString() }, 'gap repaired over REST');
         this.#events.emit('gap', { symbol: tracked.symbol, from, to, repaired: true });
       }
     } finally {
-      this.#repairing.delete(tracked.symbol);
+      this.#fetching.delete(tracked.symbol);
     }
+  }
+
+  /** Brings a symbol up to date from its oldest candle without final values. */
+  async #catchUp(tracked: TrackedSymbol, signal: AbortSignal): Promise<void> {
+    const bar = this.#rule.BAR;
+    const now = this.#exchange.clock.now();
+    const from = Math.min(tracked.pendingFinal(), tracked.ring.newestOpenTime ?? now);
+    await this.#fetchInto(tracked, from, openTimeOf(bar, now), signal);
+    await this.#confirmFinal(tracked, signal);
+  }
+
+  /** Fetches, in the background, the closes of every symbol past its boundary deadline. */
+  #fetchOverdue(signal: AbortSignal): void {
+    if (this.#exchange.governor.bannedUntil !== undefined) return;
+    const now = this.#exchange.clock.now();
+    const overdue: TrackedSymbol[] = [];
+    for (const tracked of this.#tracked.values()) {
+      if (tracked.holeFrom === undefined && !this.#fetching.has(tracked.symbol) && tracked.isOverdue(now)) overdue.push(tracked);
+    }
+    if (overdue.length === 0) return;
+    this.#logger.info({ count: overdue.length, symbols: overdue.slice(0, 10).map((t) => t.symbol) }, 'closes overdue on the stream; fetching them over REST');
+    for (const tracked of overdue) this.#fetching.add(tracked.symbol);
+    forEachConcurrently(overdue, CONCURRENCY, async (tracked) => {
+      try {
+        this.stats.overdueFetches += 1;
+        await this.#catchUp(tracked, signal);
+      } catch (error) {
+        if (isStop(error, signal)) throw error;
+        if (!(error instanceof BannedError)) this.#logger.warn({ err: error, symbol: tracked.symbol }, 'fetching an overdue close failed; the sweep will retry');
+      } finally {
+        this.#fetching.delete(tracked.symbol);
+      }
+    }).catch(() => {
+      // Stopped: the engine is closing.
+      for (const tracked of overdue) this.#fetching.delete(tracked.symbol);
+    });
   }
 
   async #sweep(options: { staleAfterMs: number; signal?: AbortSignal }): Promise<void> {
     const signal = this.#signal(options.signal);
-    const now = this.#connection.clock.now();
+    const now = this.#exchange.clock.now();
     const bar = this.#rule.BAR;
-    const governor = this.#connection.governor;
+    const governor = this.#exchange.governor;
     if (governor.bannedUntil !== undefined) return;
     this.stats.sweeps += 1;
     const all = [...this.#tracked.values()];
     const count = all.length;
-    const due: Array<{ tracked: Tracked; kind: 'repair' | 'warm' | 'stale' | 'final' }> = [];
+    const due: Array<{ tracked: TrackedSymbol; kind: SweepKind; confirmedAt: number; weight: number }> = [];
     for (let i = 0; i < count; i += 1) {
-      const tracked = all[(this.#cursor + i) % count] as Tracked;
-      if (!tracked.isReady) due.push({ tracked, kind: 'warm' });
-      else if (tracked.holeFrom !== undefined) due.push({ tracked, kind: 'repair' });
-      else if (now - tracked.confirmedAt >= options.staleAfterMs) due.push({ tracked, kind: 'stale' });
-      else if (closeTimeOf(bar, nextOpenTime(bar, tracked.finalOpenTime)) < now - options.staleAfterMs) due.push({ tracked, kind: 'final' });
-    }
-    if (count > 0) this.#cursor = (this.#cursor + 1) % count;
-    const order = { repair: 0, warm: 1, stale: 2, final: 3 } as const;
-    due.sort((a, b) => order[a.kind] - order[b.kind] || a.tracked.confirmedAt - b.tracked.confirmedAt);
-    for (const { tracked } of due) {
+      const tracked = all[(this.#cursor + i) % count] as TrackedSymbol;
+      const kind = sweepKind(tracked, bar, now, options.staleAfterMs);
+      if (kind === undefined) continue;
+      due.push({ tracked, kind, confirmedAt: tracked.confirmedAt, weight: this.#catchUpWeight(tracked, now) });
       const age = now - tracked.confirmedAt;
       if (tracked.isReady && !tracked.isReportedStale && age >= options.staleAfterMs && tracked.confirmedAt > 0) {
         tracked.isReportedStale = true;
         this.#events.emit('stale', { symbol: tracked.symbol, ageMs: age });
       }
     }
+    if (count > 0) this.#cursor = (this.#cursor + 1) % count;
     // Plan within the budget's share of one update interval: a big universe is covered over several sweeps.
     const spec = MARKETS[this.#rule.MARKET];
-    let allowance = Math.max(spec.klinesWeight(spec.klinesBestLimit), (governor.budget * SWEEP_BUDGET_SHARE * this.#rule.UPDATE_INTERVAL_SECONDS) / 60);
-    const planned: typeof due = [];
-    for (const item of due) {
-      const weight = this.#estimateWeight(item.tracked, now);
-      if (weight > allowance) break;
-      allowance -= weight;
-      planned.push(item);
-    }
-    await forEachConcurrently(planned, CONCURRENCY, async ({ tracked, kind }) => {
-      if (!this.#tracked.has(tracked.symbol)) return;
+    const allowance = Math.max(spec.klinesWeight(spec.klinesBestLimit), (governor.budget * SWEEP_BUDGET_SHARE * this.#rule.UPDATE_INTERVAL_SECONDS) / 60);
+    await forEachConcurrently(planSweep(due, allowance), CONCURRENCY, async ({ tracked, kind }) => {
+      if (!this.#tracked.has(tracked.symbol) || this.#fetching.has(tracked.symbol)) return;
       try {
         this.stats.sweepRequests += 1;
         if (kind === 'warm') await this.#warmOne(tracked, false, signal);
-        else if (kind === 'repair') {
-          if (!this.#repairing.has(tracked.symbol)) await this.#repairOne(tracked, signal);
-        } else {
-          const from = Math.min(nextOpenTime(bar, tracked.finalOpenTime), tracked.ring.newestOpenTime ?? now);
-          await this.#fetchInto(tracked, from, openTimeOf(bar, now), signal);
-          await this.#confirmFinal(tracked, signal);
-        }
+        else if (kind === 'repair') await this.#repairOne(tracked, signal);
+        else await this.#catchUp(tracked, signal);
       } catch (error) {
         if (isStop(error, signal)) throw error;
         if (error instanceof BannedError) return;
@@ -551,14 +482,11 @@ export class CandleSync {
   }
 
   /** Weight of bringing a symbol up to date: its missing candles in best-size pages. */
-  #estimateWeight(tracked: Tracked, now: number): number {
-    const spec = MARKETS[this.#rule.MARKET];
+  #catchUpWeight(tracked: TrackedSymbol, now: number): number {
     const bar = this.#rule.BAR;
-    const from = tracked.holeFrom ?? Math.min(nextOpenTime(bar, tracked.finalOpenTime), tracked.ring.newestOpenTime ?? 0);
+    const from = tracked.holeFrom ?? Math.min(tracked.pendingFinal(), tracked.ring.newestOpenTime ?? 0);
     const candles = tracked.isReady && from > 0 ? Math.max(1, Math.ceil((now - from) / intervalMs(bar)) + 1) : this.#rule.LENGTH;
-    const pages = Math.ceil(candles / spec.klinesBestLimit);
-    const last = candles - (pages - 1) * spec.klinesBestLimit;
-    return (pages - 1) * spec.klinesWeight(spec.klinesBestLimit) + spec.klinesWeight(last);
+    return rangeWeight(this.#rule.MARKET, candles);
   }
 
   #signal(signal: AbortSignal | undefined): AbortSignal {

@@ -92,7 +92,7 @@ describe('collectMetrics', () => {
       ready: Object.keys(states).length,
       weight: { used: 120, budget: 1800, limit: 2400, queued: 0, bannedUntil: undefined },
       requests: new Map(),
-      sync: { streamUpdates: 10, restUpdates: 4, gapsFound: 3, gapsRepaired: 2, sweeps: 7, sweepRequests: 1 },
+      sync: { streamUpdates: 10, restUpdates: 4, gapsFound: 3, gapsRepaired: 2, sweeps: 7, sweepRequests: 1, overdueFetches: 0 },
       streams: { connections: 1, reconnects: 2, messages: 300, malformed: 1 },
       latency,
       snapshots: { written: 1, lastDurationMs: 250, lastFile: undefined },

@@ -35,7 +35,7 @@ import type { CandleRuleInput } from '../src/rule.js';
 import { generateSymbols } from '../src/sim/index.js';
 import { CandleMap } from '../src/store/candle-map.js';
 import { instrumentMessages } from './lib/instrument.js';
-import { memoryNow, pause, printTable, quantile, startLoopDelay, waitUntil, writeResults, type LoopDelay } from './lib/measure.js';
+import { memoryNow, pause, printTable, quantile, startLoopDelay, writeResults, type LoopDelay } from './lib/measure.js';
 import { startSimProcess, type SimProcess } from './lib/sim-child.js';
 import type { SimProcessStats } from './lib/sim-process.js';
 import { weightFloorMs, windowFloorMs } from './lib/weight-floor.js';

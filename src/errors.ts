@@ -112,6 +112,7 @@ export class NetworkError extends CandleServerError {
   readonly endpoint: string;
 
   constructor(ref: EndpointRef, options?: { cause?: unknown }) {
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a cause that is not an Error (a code, a message) is shown as it is
     const reason = options?.cause instanceof Error ? options.cause.message : String(options?.cause ?? 'unknown');
     super('NETWORK_ERROR', `${ref.market} ${ref.endpoint} could not be reached: ${reason}`, options);
     this.market = ref.market;
@@ -188,6 +189,7 @@ function formatReceived(value: unknown): string {
     const text = JSON.stringify(value);
     return text.length > 80 ? `${text.slice(0, 77)}...` : text;
   } catch {
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- the last resort for what JSON cannot hold (cycles, BigInt)
     return String(value);
   }
 }

@@ -48,7 +48,10 @@ const E_KEY = Buffer.from('"E":');
 
 /** Installs the wrappers; keep at most `capacity` samples of each kind. */
 export function instrumentMessages(capacity: number): MessageTiming {
+  // The originals, called with .apply(this) by the wrappers and put back by restore().
+  // eslint-disable-next-line @typescript-eslint/unbound-method
   const socketEmit = Socket.prototype.emit;
+  // eslint-disable-next-line @typescript-eslint/unbound-method
   const wsEmit = WebSocket.prototype.emit;
   // Arrival of the chunk being processed: ws decodes and emits 'message' synchronously inside
   // the socket's 'data' event, so the latest chunk is the one carrying the message.

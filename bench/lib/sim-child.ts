@@ -10,7 +10,7 @@
  * await sim.close();
  * ```
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { MarketType } from '../../src/binance/markets.js';
@@ -37,7 +37,7 @@ export async function startSimProcess(options: SimProcessOptions): Promise<SimPr
   const child = spawn(process.execPath, ['--import', 'tsx', SCRIPT, JSON.stringify(options)], {
     stdio: ['pipe', 'pipe', 'inherit'],
   });
-  const lines = createInterface({ input: child.stdout as NonNullable<ChildProcess['stdout']> });
+  const lines = createInterface({ input: child.stdout });
   const pending = new Map<number, (result: unknown) => void>();
   let nextId = 1;
   const urls = await new Promise<Partial<Record<MarketType, SimUrls>>>((resolve, reject) => {

@@ -208,7 +208,7 @@ export class CandleRing {
       let previous = -1;
       for (const row of rows) {
         if (this.upsert(row) !== 'ignored' && row[0] !== previous) kept++;
-        previous = row[0] as number;
+        previous = row[0];
       }
       return Math.min(kept, this.length);
     }

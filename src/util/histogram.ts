@@ -61,7 +61,7 @@ export class Histogram {
     let running = 0;
     for (let i = 0; i <= this.bounds.length; i += 1) {
       running += this.#counts[i] as number;
-      if (running >= target) return i < this.bounds.length ? (this.bounds[i] as number) : Number.POSITIVE_INFINITY;
+      if (running >= target) return i < this.bounds.length ? this.bounds[i] : Number.POSITIVE_INFINITY;
     }
     return Number.POSITIVE_INFINITY;
   }

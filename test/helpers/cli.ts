@@ -154,6 +154,7 @@ export async function pollFor<T>(what: string, check: () => Promise<T | undefine
     } catch (error) {
       lastError = error;
     }
+    // eslint-disable-next-line @typescript-eslint/no-base-to-string -- whatever the check threw, shown as it is
     if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms${lastError === undefined ? '' : ` (${String(lastError)})`}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }

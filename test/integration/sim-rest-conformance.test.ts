@@ -268,7 +268,7 @@ describe('simulated REST conformance (default limits)', () => {
     sim.faults.restMalformedNext = 1;
     const malformed = await getJson(url);
     expect(malformed.status).toBe(200);
-    expect(() => JSON.parse(malformed.text)).toThrow();
+    expect(() => JSON.parse(malformed.text) as unknown).toThrow();
     expect((await getJson(url)).body).toEqual({ serverTime: now });
 
     sim.faults.forcedRetryAfterSeconds = 7;

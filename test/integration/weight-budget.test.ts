@@ -14,7 +14,6 @@ const WINDOW_MS = 2_000;
 const SIM_OFFSET_MS = 1_234;
 
 let sim: SimulatedBinance;
-let clock: ServerClock;
 const open: Array<{ close(): unknown }> = [];
 
 beforeAll(async () => {

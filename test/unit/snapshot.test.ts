@@ -43,7 +43,7 @@ function sampleMap(length: number, symbols: string[], rows: number): CandleMap {
 /** Captures warnings as objects with their message. */
 function warningLog() {
   const lines: Array<{ level: number; msg: string; file?: string }> = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as (typeof lines)[number]) });
   return { logger, warnings: () => lines.filter((l) => l.level === 40) };
 }
 

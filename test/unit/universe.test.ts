@@ -108,7 +108,7 @@ function nextEvent<K extends 'joined' | 'left' | 'refreshFailed'>(universe: Symb
       clearTimeout(timer);
       off();
       resolve(payload);
-    }) as never);
+    }));
   });
 }
 

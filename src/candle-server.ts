@@ -267,7 +267,7 @@ export class CandleServer {
   }
 
   /** Listens to an event (candleClosed, gap, stale, reconnect); returns a function that stops listening. */
-  on<E extends keyof CandleEvents & string>(event: E, listener: CandleEvents[E]): () => void {
+  on<E extends keyof CandleEvents>(event: E, listener: CandleEvents[E]): () => void {
     return this.#events.on(event, listener);
   }
 

@@ -11,7 +11,7 @@
  * ```
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { MARKETS, SYMBOL_PATTERN, isInterval, type Interval, type MarketSpec, type MarketType } from '../binance/markets.js';
+import { MARKETS, SYMBOL_PATTERN, isInterval, type MarketSpec, type MarketType } from '../binance/markets.js';
 import type { RawKline } from '../binance/kline.js';
 import type { SimSymbol } from './types.js';
 import type { WeightLedger } from './weights.js';
@@ -237,7 +237,7 @@ export class RestRoutes {
       return this.market === 'SPOT' ? { body: [] } : fail(400, -1023, 'Start time is greater than end time.');
     }
     const read = (from: number, to: number, newest: boolean) =>
-      this.#world.klines(this.market, symbol, interval as Interval, { from, to, limit, newest, now });
+      this.#world.klines(this.market, symbol, interval, { from, to, limit, newest, now });
     if (this.market === 'CM') {
       // COIN-M: the newest `limit` candles of a window of at most 200 days ending at endTime.
       const to = endTime ?? (startTime === undefined ? now : Math.min(startTime + CM_MAX_SPAN_MS, now));

@@ -158,7 +158,7 @@ export class TrackedSymbol {
       values[8] as number,
       values[9] as number,
       values[10] as number,
-      values[11] as number,
+      values[11],
     );
     if (eventTime > this.confirmedAt) this.confirmedAt = eventTime;
     if (eventTime > this.streamAt) this.streamAt = eventTime;

@@ -17,7 +17,8 @@
  * Besides the simulator's own counters, this process counts REST requests in flight (from the
  * request's arrival to the end of its reply, so a `restDelayMs` fault is inside it), the distinct
  * client sockets they came on, and its own CPU time: `RestRoutes.prototype.handle` is wrapped here,
- * the simulator itself is not modified.
+ * the simulator itself is not modified. A request counts from the moment the simulator's event
+ * loop takes it: requests waiting in the socket buffers while it builds another reply do not.
  *
  * @example
  * ```ts

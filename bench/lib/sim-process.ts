@@ -29,9 +29,8 @@
 import { createInterface } from 'node:readline';
 import type { MarketType } from '../../src/binance/markets.js';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import { RestRoutes, SimulatedBinance, generateSymbols, type SimFaults, type SimulatedBinanceOptions } from '../../src/sim/index.js';
+import { InFlightCounter, type InFlightSummary } from './in-flight.js';
 
 /** What the parent sends in argv[2]. */
 export interface SimProcessOptions extends Omit<SimulatedBinanceOptions, 'clock' | 'symbols' | 'replay'> {
@@ -57,93 +56,7 @@ export interface SimProcessStats {
 }
 
 /** REST concurrency as the simulator sees it. */
-export interface RestConcurrency {
-  /** Requests that arrived. */
-  readonly arrived: number;
-  /** Most requests in flight at once. */
-  readonly maxInFlight: number;
-  /** Mean requests in flight between the first arrival and the last reply (time-weighted). */
-  readonly meanInFlight: number;
-  /** Distinct client sockets the requests came on. */
-  readonly sockets: number;
-  /** Epoch ms of the first arrival and the last reply end (undefined before any request). */
-  readonly firstArrivalAt: number | undefined;
-  readonly lastReplyAt: number | undefined;
-  /** Mean time from arrival to the end of the reply, ms. */
-  readonly meanReplyMs: number;
-}
-
-/** Counts REST requests in flight; `enter` on arrival, the returned function at the reply's end. */
-class InFlightCounter {
-  #inFlight = 0;
-  #max = 0;
-  #arrived = 0;
-  // Integral of in-flight over time (request-ms) and the time of the last change.
-  #area = 0;
-  #changedAt = 0;
-  #first: number | undefined;
-  #last: number | undefined;
-  #replyMsSum = 0;
-  #replies = 0;
-  #sockets = new WeakSet<Socket>();
-  #socketCount = 0;
-
-  enter(socket: Socket): () => void {
-    const now = performance.now();
-    this.#advance(now);
-    this.#first ??= Date.now();
-    this.#arrived += 1;
-    this.#inFlight += 1;
-    if (this.#inFlight > this.#max) this.#max = this.#inFlight;
-    if (!this.#sockets.has(socket)) {
-      this.#sockets.add(socket);
-      this.#socketCount += 1;
-    }
-    let done = false;
-    return () => {
-      if (done) return;
-      done = true;
-      const end = performance.now();
-      this.#advance(end);
-      this.#inFlight -= 1;
-      this.#replyMsSum += end - now;
-      this.#replies += 1;
-      this.#last = Date.now();
-    };
-  }
-
-  #advance(now: number): void {
-    if (this.#inFlight > 0) this.#area += this.#inFlight * (now - this.#changedAt);
-    this.#changedAt = now;
-  }
-
-  reset(): void {
-    // Requests in flight now stay counted as in flight; only the history is forgotten.
-    this.#max = this.#inFlight;
-    this.#arrived = 0;
-    this.#area = 0;
-    this.#changedAt = performance.now();
-    this.#first = undefined;
-    this.#last = undefined;
-    this.#replyMsSum = 0;
-    this.#replies = 0;
-    this.#sockets = new WeakSet();
-    this.#socketCount = 0;
-  }
-
-  summary(): RestConcurrency {
-    const span = this.#first === undefined || this.#last === undefined ? 0 : this.#last - this.#first;
-    return {
-      arrived: this.#arrived,
-      maxInFlight: this.#max,
-      meanInFlight: span > 0 ? this.#area / span : 0,
-      sockets: this.#socketCount,
-      firstArrivalAt: this.#first,
-      lastReplyAt: this.#last,
-      meanReplyMs: this.#replies === 0 ? 0 : this.#replyMsSum / this.#replies,
-    };
-  }
-}
+export type RestConcurrency = InFlightSummary;
 
 const inFlight = new InFlightCounter();
 const handle = RestRoutes.prototype.handle;

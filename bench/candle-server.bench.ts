@@ -21,7 +21,7 @@
  * Targets (live-candle-map issue): added latency p99 < 5 ms; getCandleSecurity < 2 µs without a
  * copy at LENGTH 2880; memory within 15% of the raw size; 1000 symbols kept fresh with no 429.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -31,54 +31,26 @@ import { planKlinePages, planWeight } from '../src/exchange/kline-pages.js';
 import { KLINE_WIDTH } from '../src/binance/kline.js';
 import { MARKETS, type Interval, type MarketType } from '../src/binance/markets.js';
 import { loadSnapshot, writeSnapshot } from '../src/files/snapshot.js';
-import type { CandleRuleInput } from '../src/rule.js';
 import { generateSymbols } from '../src/sim/index.js';
 import { CandleMap } from '../src/store/candle-map.js';
 import { instrumentMessages } from './lib/instrument.js';
 import { memoryNow, pause, printTable, quantile, startLoopDelay, writeResults, type LoopDelay } from './lib/measure.js';
-import { startSimProcess, type SimProcess } from './lib/sim-child.js';
-import type { SimProcessStats } from './lib/sim-process.js';
+import { startSimProcess } from './lib/sim-child.js';
+import { BENCH_LENGTH, SERVER_WEIGHT, benchRule, cleanUp, weightOf } from './lib/bench-server.js';
 import { weightFloorMs, windowFloorMs } from './lib/weight-floor.js';
 
 const QUICK = process.argv.includes('--quick');
 const SIZES = (process.argv.find((a) => a.startsWith('--sizes='))?.slice(8) ?? '1,100,1000').split(',').map(Number);
-const LENGTH = 2880;
+const LENGTH = BENCH_LENGTH;
 const LIVE_SECONDS = QUICK ? 10 : 25;
 const CLOSES_SECONDS = QUICK ? 20 : 60;
 // A cold start of 1000 spot symbols × 2880 needs 6000 weight, more than one window's 4500.
 const COLD_LENGTH = QUICK ? 1440 : 2880;
-const SERVER_WEIGHT = 0.75;
 const SECURITY_SECONDS = 180;
 const PARTS = (process.argv.find((a) => a.startsWith('--parts='))?.slice(8) ?? 'live,cold,closes').split(',');
 
 // Keeps results alive so the JIT cannot drop the measured work.
 let sink = 0;
-
-/** Weight the simulator counted, all windows of a group. */
-function weightOf(stats: SimProcessStats, market: MarketType): number {
-  return stats.weightByWindow[MARKETS[market].budgetGroup].reduce((sum, [, weight]) => sum + weight, 0);
-}
-
-function rule(sim: SimProcess, market: MarketType, dir: string, extra: CandleRuleInput): CandleRuleInput {
-  const urls = sim.urls[market];
-  if (urls === undefined) throw new Error(`the simulator serves no ${market}`);
-  return {
-    SYMBOLS: 'all',
-    BAR: '1m',
-    LENGTH,
-    SERVER_WEIGHT,
-    LOCAL_CANDLE_DAYS: 0,
-    DOWNLOAD_TIME: null,
-    USE_ARCHIVES: false,
-    LOG_LEVEL: 'silent',
-    CACHE_DIR: join(dir, 'cache'),
-    CANDLE_DIR: join(dir, 'candles'),
-    REST_BASE_URL: urls.rest,
-    WS_BASE_URL: urls.ws,
-    ARCHIVE_BASE_URL: urls.archive,
-    ...extra,
-  };
-}
 
 /**
  * A snapshot whose rings end at the forming candle, with synthetic values: the simulator's own
@@ -93,16 +65,6 @@ async function seedSnapshot(cacheDir: string, market: MarketType, bar: Interval,
     for (let t = newest - (length - 1) * step; t <= newest; t += step) ring.upsertNumbers(t, 100, 101, 99, 100.5, 12, t + step - 1, 1200, 40, 6, 600);
   }
   await writeSnapshot(cacheDir, map, { market, bar });
-}
-
-/** Stops the servers at once (no final snapshot), then the simulator, and removes the folder. */
-async function cleanUp(servers: readonly CandleServer[], sim: SimProcess, dir: string): Promise<void> {
-  for (const server of servers) {
-    server.destroy();
-    await server.close();
-  }
-  await sim.close();
-  await rm(dir, { recursive: true, force: true });
 }
 
 /** ns per call of `fn`, after a warm-up. */
@@ -145,7 +107,7 @@ async function live(size: number, timing: ReturnType<typeof instrumentMessages>)
     const before = memoryNow();
     await seedSnapshot(join(dir, 'cache'), 'UM', '1m', symbols, LENGTH);
     await sim.resetStats();
-    server = new CandleServer({ instType: 'UM', rule: rule(sim, 'UM', dir, {}) });
+    server = new CandleServer({ instType: 'UM', rule: benchRule(sim, 'UM', dir, {}) });
     let start = performance.now();
     await server.runCandleMap();
     const seededStartMs = performance.now() - start;
@@ -262,7 +224,7 @@ async function coldWarm(size: number): Promise<ColdWarmRow> {
     // time and exchangeInfo, then every symbol's pages.
     const plannedWeight = spec.timeWeight + spec.exchangeInfoWeight + size * planWeight(pages);
     await sim.resetStats();
-    const cold = new CandleServer({ instType: 'SPOT', rule: rule(sim, 'SPOT', dir, { LENGTH: COLD_LENGTH }) });
+    const cold = new CandleServer({ instType: 'SPOT', rule: benchRule(sim, 'SPOT', dir, { LENGTH: COLD_LENGTH }) });
     servers.push(cold);
     const startedAt = Date.now();
     let start = performance.now();
@@ -274,7 +236,7 @@ async function coldWarm(size: number): Promise<ColdWarmRow> {
     const closeMs = performance.now() - start;
 
     await sim.resetStats();
-    const warm = new CandleServer({ instType: 'SPOT', rule: rule(sim, 'SPOT', dir, { LENGTH: COLD_LENGTH }) });
+    const warm = new CandleServer({ instType: 'SPOT', rule: benchRule(sim, 'SPOT', dir, { LENGTH: COLD_LENGTH }) });
     servers.push(warm);
     start = performance.now();
     await warm.runCandleMap();
@@ -325,7 +287,7 @@ async function closes(size: number): Promise<ClosesRow> {
   const dir = await mkdtemp(join(tmpdir(), 'candle-server-bench-'));
   let server: CandleServer | undefined;
   try {
-    server = new CandleServer({ instType: 'SPOT', rule: rule(sim, 'SPOT', dir, { BAR: '1s', LENGTH: 300, CACHE_DELAY_SECONDS: null }) });
+    server = new CandleServer({ instType: 'SPOT', rule: benchRule(sim, 'SPOT', dir, { BAR: '1s', LENGTH: 300, CACHE_DELAY_SECONDS: null }) });
     await server.runCandleMap();
     await pause(3000);
     await sim.resetStats();

@@ -18,6 +18,7 @@ const BENCHES = [
   { name: 'kline-streams', file: 'kline-streams.bench.ts', args: (quick: boolean) => (quick ? ['2'] : ['5']) },
   { name: 'candle-server', file: 'candle-server.bench.ts', args: (quick: boolean) => (quick ? ['--quick'] : []) },
   { name: 'backfill', file: 'backfill.bench.ts', args: (quick: boolean) => (quick ? ['--quick'] : []) },
+  { name: 'cold-start', file: 'cold-start.bench.ts', args: (quick: boolean) => (quick ? ['--symbols=100', '--rounds=1'] : []) },
 ] as const;
 
 const quick = process.argv.includes('--quick');

@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { MarketType } from '../../src/binance/markets.js';
-import type { SimUrls } from '../../src/sim/index.js';
+import type { SimFaults, SimUrls } from '../../src/sim/index.js';
 import type { SimProcessOptions, SimProcessStats } from './sim-process.js';
 
 /** A simulator running in a child process. */
@@ -22,8 +22,10 @@ export interface SimProcess {
   readonly urls: Partial<Record<MarketType, SimUrls>>;
   /** The simulator's counters (weight per window, 429s, requests per path). */
   stats(): Promise<SimProcessStats>;
-  /** Forgets the counters. */
+  /** Forgets the counters (the simulator's, REST in flight, CPU time). */
   resetStats(): Promise<void>;
+  /** Flips fault switches of the running simulator (e.g. `{ restDelayMs: 100 }`). */
+  setFaults(faults: Partial<SimFaults>): Promise<void>;
   /** Closes the simulator and waits for the process to exit. Idempotent. */
   close(): Promise<void>;
 }
@@ -65,11 +67,11 @@ export async function startSimProcess(options: SimProcessOptions): Promise<SimPr
     if (child.exitCode !== null) resolve();
     else child.once('exit', () => resolve());
   });
-  const send = (cmd: string): Promise<unknown> =>
+  const send = (cmd: string, args?: unknown): Promise<unknown> =>
     new Promise((resolve) => {
       const id = nextId++;
       pending.set(id, resolve);
-      child.stdin?.write(`${JSON.stringify({ id, cmd })}\n`);
+      child.stdin?.write(`${JSON.stringify({ id, cmd, args })}\n`);
     });
   let closing: Promise<void> | undefined;
   return {
@@ -77,6 +79,9 @@ export async function startSimProcess(options: SimProcessOptions): Promise<SimPr
     stats: async () => (await send('stats')) as SimProcessStats,
     resetStats: async () => {
       await send('resetStats');
+    },
+    setFaults: async (faults) => {
+      await send('setFaults', faults);
     },
     close: () => {
       closing ??= (async () => {

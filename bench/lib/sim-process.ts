@@ -59,6 +59,7 @@ export interface SimProcessStats {
 export type RestConcurrency = InFlightSummary;
 
 const inFlight = new InFlightCounter();
+// eslint-disable-next-line @typescript-eslint/unbound-method -- called below with .call(this)
 const handle = RestRoutes.prototype.handle;
 RestRoutes.prototype.handle = function handleCounted(this: RestRoutes, req: IncomingMessage, res: ServerResponse): void {
   res.once('close', inFlight.enter(req.socket));

@@ -75,6 +75,13 @@ export interface RequestOptions {
   readonly waitForBan?: boolean;
 }
 
+/**
+ * Connections the client keeps to the exchange: requests beyond them wait for one. A cold start
+ * keeps this many in flight (the weight governor, not the connections, paces them), so that the
+ * exchange's latency is hidden rather than paid once per request.
+ */
+export const REST_CONNECTIONS = 64;
+
 /** Parameters of one klines request. */
 export interface KlinesParams {
   readonly symbol: string;
@@ -193,7 +200,7 @@ export class BinanceRestClient {
     }
     if (options.dispatcher === undefined) {
       this.#pool = new Pool(this.#baseUrl.origin, {
-        connections: 16,
+        connections: REST_CONNECTIONS,
         headersTimeout: this.#timeoutMs,
         bodyTimeout: this.#timeoutMs,
         connect: { timeout: this.#timeoutMs },

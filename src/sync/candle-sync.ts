@@ -29,6 +29,7 @@ import { sleep } from '../util/abort.js';
 import { forEachConcurrently } from '../util/concurrency.js';
 import type { SafeEmitter } from '../util/emitter.js';
 import type { Histogram } from '../util/histogram.js';
+import { REST_CONNECTIONS } from '../exchange/rest-client.js';
 import { missingRanges, planSweep, rangeWeight, sweepKind, warmConcurrency, windowStart, type SweepKind } from './fetch-plan.js';
 import { TrackedSymbol, type RuleClock, type RuleEvents, type SymbolState } from './serve-rule.js';
 import { readDailyRows, restoreSnapshot } from './warm-sources.js';
@@ -73,7 +74,6 @@ export interface SyncExchange {
     readonly bannedUntil: number | undefined;
     /** Weight per window this process may spend. */
     readonly budget: number;
-    readonly windowMs: number;
   };
   readonly rest: {
     klinesRange(
@@ -103,9 +103,9 @@ export interface CandleSyncOptions {
 
 // Symbols repaired or swept at once; the weight governor paces the requests whatever this is.
 const CONCURRENCY = 8;
-// Requests the warm-up keeps in flight at least and at most (see warmConcurrency): enough to hide
-// the exchange's latency, no more than the REST client's connections.
-const WARM_IN_FLIGHT = { minimum: 8, maximum: 64 } as const;
+// Requests the warm-up keeps in flight at least and at most (see warmConcurrency): as many as the
+// budget pays for, no more than the REST client's connections (REST_CONNECTIONS).
+const WARM_IN_FLIGHT = { minimum: CONCURRENCY, maximum: REST_CONNECTIONS } as const;
 // Our exchange clock may be off by up to half a round trip: a REST row counts as final only if it
 // closed this long before the request, so a reply made a moment before the close is never taken
 // for the final candle.
@@ -329,14 +329,12 @@ export class CandleSync {
     await this.#sweeping?.catch(() => undefined);
   }
 
-  /** Requests the warm-up keeps in flight: enough to hide the exchange's latency within the budget. */
+  /** Requests the warm-up keeps in flight: what the budget pays for, so that latency is hidden. */
   #warmInFlight(): number {
     const spec = MARKETS[this.#rule.MARKET];
     return warmConcurrency({
       budget: this.#exchange.governor.budget,
       requestWeight: spec.klinesWeight(spec.klinesBestLimit),
-      latencyMs: this.#exchange.clock.rttMs ?? 0,
-      windowMs: this.#exchange.governor.windowMs,
       ...WARM_IN_FLIGHT,
     });
   }
@@ -370,7 +368,7 @@ export class CandleSync {
     const bar = this.#rule.BAR;
     const newest = tracked.ring.newestOpenTime;
     const pending = tracked.pendingFinal();
-    if (tracked.finalOpenTime === 0 || newest === undefined || pending >= newest) return;
+    if (pending === undefined || newest === undefined || pending >= newest) return;
     const waitMs = closeTimeOf(bar, pending) + this.#clock.marginMs() - this.#exchange.clock.now();
     if (waitMs > 0) await sleep(waitMs, signal, 'confirming a closed candle');
     // The stream may have delivered its close meanwhile.
@@ -383,7 +381,7 @@ export class CandleSync {
   async #fetchInto(tracked: TrackedSymbol, from: number, to: number, signal: AbortSignal): Promise<void> {
     const sentAt = this.#exchange.clock.now();
     const rows = await this.#exchange.rest.klinesRange(tracked.symbol, this.#rule.BAR, from, to, { signal, priority: 'live' });
-    tracked.applyRest(rows, sentAt);
+    tracked.applyRest(rows, sentAt, from);
     this.stats.restUpdates += 1;
   }
 
@@ -407,11 +405,15 @@ export class CandleSync {
 
   /** Brings a symbol up to date from its oldest candle without final values. */
   async #catchUp(tracked: TrackedSymbol, signal: AbortSignal): Promise<void> {
-    const bar = this.#rule.BAR;
-    const now = this.#exchange.clock.now();
-    const from = Math.min(tracked.pendingFinal(), tracked.ring.newestOpenTime ?? now);
-    await this.#fetchInto(tracked, from, openTimeOf(bar, now), signal);
+    const current = openTimeOf(this.#rule.BAR, this.#exchange.clock.now());
+    await this.#fetchInto(tracked, this.#catchUpFrom(tracked, current), current, signal);
     await this.#confirmFinal(tracked, signal);
+  }
+
+  /** Where catching up starts: the first candle without final values, the newest row at the latest. */
+  #catchUpFrom(tracked: TrackedSymbol, current: number): number {
+    const pending = tracked.pendingFinal() ?? windowStart(this.#rule.BAR, this.#rule.LENGTH, current);
+    return Math.min(pending, tracked.ring.newestOpenTime ?? current);
   }
 
   /** Fetches, in the background, the closes of every symbol past its boundary deadline. */
@@ -484,8 +486,8 @@ export class CandleSync {
   /** Weight of bringing a symbol up to date: its missing candles in best-size pages. */
   #catchUpWeight(tracked: TrackedSymbol, now: number): number {
     const bar = this.#rule.BAR;
-    const from = tracked.holeFrom ?? Math.min(tracked.pendingFinal(), tracked.ring.newestOpenTime ?? 0);
-    const candles = tracked.isReady && from > 0 ? Math.max(1, Math.ceil((now - from) / intervalMs(bar)) + 1) : this.#rule.LENGTH;
+    const from = tracked.holeFrom ?? this.#catchUpFrom(tracked, openTimeOf(bar, now));
+    const candles = tracked.isReady ? Math.max(1, Math.ceil((now - from) / intervalMs(bar)) + 1) : this.#rule.LENGTH;
     return rangeWeight(this.#rule.MARKET, candles);
   }
 

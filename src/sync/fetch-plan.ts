@@ -89,7 +89,8 @@ export interface SweepCandidate {
   readonly isReady: boolean;
   readonly holeFrom: number | undefined;
   readonly confirmedAt: number;
-  readonly finalOpenTime: number;
+  /** The oldest candle whose final values the ring lacks; undefined for an empty ring. */
+  pendingFinal(): number | undefined;
   isOverdue(now: number): boolean;
 }
 
@@ -103,7 +104,8 @@ export function sweepKind(candidate: SweepCandidate, bar: Interval, now: number,
   if (candidate.holeFrom !== undefined) return 'repair';
   if (candidate.isOverdue(now)) return 'overdue';
   if (now - candidate.confirmedAt >= staleAfterMs) return 'stale';
-  if (closeTimeOf(bar, nextOpenTime(bar, candidate.finalOpenTime)) < now - staleAfterMs) return 'final';
+  const pending = candidate.pendingFinal();
+  if (pending !== undefined && closeTimeOf(bar, pending) < now - staleAfterMs) return 'final';
   return undefined;
 }
 
@@ -125,13 +127,14 @@ export function planSweep<T extends { readonly kind: SweepKind; readonly confirm
 }
 
 /**
- * Requests the warm-up keeps in flight so that the exchange's latency is hidden: enough to send a
- * whole window's budget in `windowMs` when each request takes `latencyMs`, at least `minimum`.
- * Order of need is kept by the weight governor's queue, not by holding requests back.
+ * Requests the warm-up keeps in flight: as many as the budget pays for at once (`budget` weight
+ * per window at `requestWeight` each), between `minimum` and `maximum` (the REST client's
+ * connections). The weight governor paces them and keeps their order of need; a lower cap would
+ * make the exchange's latency, not the budget, the bound of a cold start: with N in flight, R
+ * requests wait R / N round trips.
  */
-export function warmConcurrency(options: { budget: number; requestWeight: number; latencyMs: number; windowMs: number; minimum: number; maximum: number }): number {
-  const { budget, requestWeight, latencyMs, windowMs, minimum, maximum } = options;
-  const perWindow = budget / Math.max(1, requestWeight);
-  const needed = Math.ceil((perWindow * Math.max(1, latencyMs)) / windowMs);
-  return Math.min(maximum, Math.max(minimum, needed));
+export function warmConcurrency(options: { budget: number; requestWeight: number; minimum: number; maximum: number }): number {
+  const { budget, requestWeight, minimum, maximum } = options;
+  const affordable = Math.floor(budget / Math.max(1, requestWeight));
+  return Math.min(maximum, Math.max(minimum, affordable));
 }

@@ -20,10 +20,14 @@
  * - `streamAt`: exchange time of the last stream event;
  * - `holeFrom`: the open time from which the ring may lack candles the exchange has (set on an
  *   interruption, a skipped candle or a skipped close; cleared once REST has filled the range);
- * - `finalOpenTime`: the newest candle whose final values the ring holds. Final values come from a
- *   stream event with `x: true`, a daily file, or a REST row that closed more than the clock's
- *   uncertainty before the request was sent. They advance one candle at a time: a close that
- *   skips one leaves that candle unconfirmed, which is a hole.
+ * - `finalOpenTime`: the end of the final chain: every row from the oldest up to this open time
+ *   holds the candle's final values, with no candle the exchange has missing between them. Final
+ *   values come from a stream event with `x: true`, a daily file, a snapshot (every row but its
+ *   newest), or a REST row that closed more than the clock's uncertainty before the request was
+ *   sent. The chain only grows where it ends: by the next candle's close on the stream, or by a
+ *   REST reply whose range starts at or before the first candle it lacks (a reply covers every
+ *   candle the exchange has in its range, so it bridges the exchange's own gaps). A close that
+ *   skips a candle leaves that candle unconfirmed, which is a hole once the symbol is ready.
  *
  * @example
  * ```ts
@@ -106,6 +110,9 @@ export class TrackedSymbol {
     this.#clock = options.clock;
     this.#cadenceMs = options.cadenceMs;
     this.#events = options.events ?? NO_EVENTS;
+    // A ring restored from a snapshot: every row before its newest had closed when it was taken.
+    const count = this.ring.count;
+    if (count >= 2) this.finalOpenTime = this.ring.view().openTime(count - 2);
   }
 
   /** The warm start is done: from now on skipped candles and closes are holes. */
@@ -136,15 +143,15 @@ export class TrackedSymbol {
    * reused buffer and is not kept. On the hot path: allocates nothing.
    */
   applyStream(values: ArrayLike<number>, isClosed: boolean, eventTime: number): void {
-    const bar = this.#bar;
     const openTime = values[COL.openTime] as number;
     const ring = this.ring;
     const newest = ring.newestOpenTime;
     if (this.isReady && newest !== undefined && openTime > newest) {
-      // A new candle: the one before must have closed with its final values, and none may be
-      // skipped. Otherwise (the stream was down, or a close never came) the ring has a hole.
-      const firstMissing = this.finalOpenTime < newest ? newest : nextOpenTime(bar, newest);
-      if (firstMissing < openTime) this.#markHole(firstMissing);
+      // A new candle: every candle before it must have closed with its final values, and none may
+      // be skipped. Otherwise (the stream was down, or a close never came) the ring has a hole
+      // from the first candle whose final values it lacks.
+      const firstUnconfirmed = this.pendingFinal() ?? newest;
+      if (firstUnconfirmed < openTime) this.#markHole(firstUnconfirmed);
     }
     ring.upsertNumbers(
       openTime,
@@ -164,37 +171,39 @@ export class TrackedSymbol {
     if (eventTime > this.streamAt) this.streamAt = eventTime;
     this.isReportedStale = false;
     if (isClosed && openTime > this.finalOpenTime) {
-      // Final values advance one candle at a time: a close that skips one leaves that candle
-      // unconfirmed, a hole for REST to fill (the repair then reports both closes).
-      const unconfirmed = nextOpenTime(bar, this.finalOpenTime);
-      if (this.isReady && this.finalOpenTime > 0 && unconfirmed < openTime) {
-        this.#markHole(unconfirmed);
-      } else {
+      // The chain grows by the next candle only: a close that skips one leaves that candle
+      // unconfirmed, a hole for REST to fill (the repair then reports both closes). Before the
+      // symbol is ready the warm-up's own confirmation fetches what lies between.
+      const unconfirmed = this.pendingFinal() ?? openTime;
+      if (openTime <= unconfirmed) {
         this.finalOpenTime = openTime;
         this.#events.closed(this.symbol, openTime, values[COL.close] as number);
+      } else if (this.isReady) {
+        this.#markHole(unconfirmed);
       }
     }
   }
 
   /**
-   * Writes a REST reply requested at exchange time `sentAt`. Rows that closed more than the
-   * clock's margin before `sentAt` are final. A row that may still have been forming when the
-   * reply was made never replaces final values, nor a row the stream has updated since the
-   * request: the reply is older than those. Closes the stream did not deliver are reported (a
-   * repair, REST-only mode); the warm-up's history is not.
+   * Writes a REST reply for the range starting at open time `from`, requested at exchange time
+   * `sentAt`. Rows that closed more than the clock's margin before `sentAt` are final; they extend
+   * the final chain when the range starts at or before its end. A row that may still have been
+   * forming when the reply was made never replaces final values, nor a row the stream has updated
+   * since the request: the reply is older than those. Closes the stream did not deliver are
+   * reported (a repair, REST-only mode); the warm-up's history is not.
    */
-  applyRest(rows: readonly RawKline[], sentAt: number): void {
+  applyRest(rows: readonly RawKline[], sentAt: number, from: number): void {
     const finalBefore = sentAt - this.#clock.marginMs();
     const isStreamAhead = this.streamAt >= sentAt;
-    const accepted: RawKline[] = [];
     const previousFinal = this.finalOpenTime;
-    for (const row of rows) {
-      if (row[COL.closeTime] < finalBefore) {
-        accepted.push(row);
-        if (row[COL.openTime] > this.finalOpenTime) this.finalOpenTime = row[COL.openTime];
-      } else if (row[COL.openTime] > this.finalOpenTime && !(isStreamAhead && this.ring.indexOf(row[COL.openTime]) >= 0)) {
-        accepted.push(row);
-      }
+    // The reply's final part: its rows up to the first that may still have been forming.
+    let finalCount = 0;
+    while (finalCount < rows.length && (rows[finalCount] as RawKline)[COL.closeTime] < finalBefore) finalCount += 1;
+    if (finalCount > 0) this.#extendChain(from, (rows[finalCount - 1] as RawKline)[COL.openTime]);
+    const accepted: RawKline[] = rows.slice(0, finalCount);
+    for (let i = finalCount; i < rows.length; i += 1) {
+      const row = rows[i] as RawKline;
+      if (row[COL.openTime] > this.finalOpenTime && !(isStreamAhead && this.ring.indexOf(row[COL.openTime]) >= 0)) accepted.push(row);
     }
     this.ring.upsertMany(accepted);
     if (this.isReady && previousFinal > 0) {
@@ -222,9 +231,13 @@ export class TrackedSymbol {
     return true;
   }
 
-  /** Open time of the oldest candle whose final values the ring lacks (may be the forming one). */
-  pendingFinal(): number {
-    return nextOpenTime(this.#bar, this.finalOpenTime);
+  /**
+   * Open time of the oldest candle whose final values the ring lacks (may be the forming one): the
+   * one after the chain's end, or the oldest row when the chain is empty; undefined for an empty
+   * ring without a chain.
+   */
+  pendingFinal(): number | undefined {
+    return this.finalOpenTime > 0 ? nextOpenTime(this.#bar, this.finalOpenTime) : this.ring.oldestOpenTime;
   }
 
   /** Every row but the newest holds final values: closed candles are served only as they closed. */
@@ -276,6 +289,23 @@ export class TrackedSymbol {
    */
   isStreamSettled(): boolean {
     return this.isReady && this.streamAt > 0 && this.holeFrom === undefined && this.hasFinalRows() && !this.isOverdue();
+  }
+
+  /**
+   * A REST reply covered every candle the exchange has from `from`, and its rows up to
+   * `lastFinal` are final. The chain grows when the reply starts at or before the first candle it
+   * lacks. A reply that reaches further back than the ring starts a chain of its own, which takes
+   * in the old one only when it reaches the old oldest row.
+   */
+  #extendChain(from: number, lastFinal: number): void {
+    const oldest = this.ring.oldestOpenTime;
+    if (oldest !== undefined && from < oldest) {
+      const reachesOld = this.finalOpenTime > 0 && nextOpenTime(this.#bar, lastFinal) >= oldest;
+      this.finalOpenTime = reachesOld ? Math.max(this.finalOpenTime, lastFinal) : lastFinal;
+      return;
+    }
+    const pending = this.pendingFinal();
+    if ((pending === undefined || from <= pending) && lastFinal > this.finalOpenTime) this.finalOpenTime = lastFinal;
   }
 
   #markHole(from: number): void {

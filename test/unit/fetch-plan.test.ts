@@ -129,8 +129,8 @@ describe('klines weights (BINANCE.md)', () => {
 
   it('UM and CM cost by limit tiers: <100: 1, 100-499: 2, 500-1000: 5, >1000: 10', () => {
     for (const market of ['UM', 'CM'] as const) {
-      const weight = MARKETS[market].klinesWeight;
-      expect([1, 99, 100, 499, 500, 1000, 1001, 1500].map(weight)).toEqual([1, 1, 2, 2, 5, 5, 10, 10]);
+      const spec = MARKETS[market];
+      expect([1, 99, 100, 499, 500, 1000, 1001, 1500].map((limit) => spec.klinesWeight(limit))).toEqual([1, 1, 2, 2, 5, 5, 10, 10]);
     }
   });
 
@@ -165,13 +165,13 @@ describe('klines weights (BINANCE.md)', () => {
 describe('sweepKind', () => {
   const NOW = open(100) + 30_000;
   const STALE = 20_000;
-  function candidate(overrides: Partial<Omit<SweepCandidate, 'isOverdue'>> & { overdue?: boolean } = {}): SweepCandidate {
+  function candidate(overrides: Partial<Omit<SweepCandidate, 'isOverdue' | 'pendingFinal'>> & { overdue?: boolean; pending?: number } = {}): SweepCandidate {
     const overdue = overrides.overdue ?? false;
     return {
       isReady: overrides.isReady ?? true,
       holeFrom: overrides.holeFrom,
       confirmedAt: overrides.confirmedAt ?? NOW - 1000,
-      finalOpenTime: overrides.finalOpenTime ?? open(99),
+      pendingFinal: () => overrides.pending ?? open(100),
       isOverdue: (now) => {
         expect(now).toBe(NOW);
         return overdue;
@@ -202,9 +202,14 @@ describe('sweepKind', () => {
 
   it('is final when the candle after the last final one closed more than staleAfterMs ago', () => {
     // Candle 98 final: 99 closed at open(100) - 1, 30 s ago.
-    expect(sweepKind(candidate({ finalOpenTime: open(98) }), '1m', NOW, STALE)).toBe('final');
+    expect(sweepKind(candidate({ pending: open(99) }), '1m', NOW, STALE)).toBe('final');
     // 99 closed 30 s ago, limit 30 s: not yet (strictly more).
-    expect(sweepKind(candidate({ finalOpenTime: open(98) }), '1m', NOW, 30_001)).toBeUndefined();
+    expect(sweepKind(candidate({ pending: open(99) }), '1m', NOW, 30_001)).toBeUndefined();
+  });
+
+  it('is never final for an empty ring (nothing to confirm; a stale one is caught as stale)', () => {
+    const empty: SweepCandidate = { ...candidate(), pendingFinal: () => undefined };
+    expect(sweepKind(empty, '1m', NOW, STALE)).toBeUndefined();
   });
 });
 
@@ -250,21 +255,20 @@ describe('planSweep', () => {
 });
 
 describe('warmConcurrency', () => {
-  const base = { budget: 6000, requestWeight: 2, latencyMs: 200, windowMs: 60_000, minimum: 4, maximum: 64 };
+  const base = { budget: 6000, requestWeight: 2, minimum: 4, maximum: 64 };
 
-  it('keeps enough requests in flight to spend a window budget in the window', () => {
-    // 3000 requests per minute at 200 ms each: 10 in flight.
-    expect(warmConcurrency(base)).toBe(10);
-    expect(warmConcurrency({ ...base, latencyMs: 600 })).toBe(30);
+  it('keeps as many requests in flight as the budget pays for at once', () => {
+    // 20 weight at 2 a request: 10; 21 weight still 10 (whole requests only).
+    expect(warmConcurrency({ ...base, budget: 20 })).toBe(10);
+    expect(warmConcurrency({ ...base, budget: 21 })).toBe(10);
   });
 
   it('is at least the minimum and at most the maximum', () => {
-    expect(warmConcurrency({ ...base, latencyMs: 10 })).toBe(4);
-    expect(warmConcurrency({ ...base, latencyMs: 5000 })).toBe(64);
+    expect(warmConcurrency({ ...base, budget: 4 })).toBe(4);
+    expect(warmConcurrency(base)).toBe(64);
   });
 
-  it('treats a zero weight or latency as one', () => {
-    expect(warmConcurrency({ ...base, requestWeight: 0, latencyMs: 120, minimum: 1 })).toBe(12);
-    expect(warmConcurrency({ ...base, latencyMs: 0, minimum: 1 })).toBe(1);
+  it('treats a zero request weight as one', () => {
+    expect(warmConcurrency({ ...base, budget: 10, requestWeight: 0 })).toBe(10);
   });
 });

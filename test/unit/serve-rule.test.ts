@@ -6,6 +6,11 @@ import { describe, expect, it } from 'vitest';
 import { closeTimeOf } from '../../src/binance/intervals.js';
 import type { RawKline } from '../../src/binance/kline.js';
 import { CandleRing } from '../../src/store/candle-ring.js';
+
+/** A REST reply's arguments: the rows, the time the request was sent, the range's start (its first row). */
+function replyFrom(rows: readonly RawKline[], sentAt: number, from = rows[0]?.[0] ?? 0): [readonly RawKline[], number, number] {
+  return [rows, sentAt, from];
+}
 import { TrackedSymbol, type RuleClock, type RuleEvents } from '../../src/sync/serve-rule.js';
 
 const LENGTH = 10;
@@ -105,7 +110,7 @@ function setup(options: { t?: number; cadenceMs?: number | undefined; margin?: n
  */
 function warmed(options: { cadenceMs?: number | undefined; margin?: number; stream?: boolean } = {}): Setup {
   const s = setup(options);
-  s.tracked.applyRest(rows(0, 5, { index: 5, v: 1 }), s.clock.t);
+  s.tracked.applyRest(...replyFrom(rows(0, 5, { index: 5, v: 1 }), s.clock.t));
   s.tracked.markReady();
   if (options.stream !== false) {
     s.clock.t += 1000;
@@ -129,7 +134,7 @@ function openTimes(ring: CandleRing): number[] {
 describe('TrackedSymbol: REST replies', () => {
   it('takes rows that closed more than the clock margin before the request as final, the forming row not', () => {
     const { tracked, ring, clock } = setup();
-    tracked.applyRest(rows(0, 5, { index: 5, v: 1 }), clock.t);
+    tracked.applyRest(...replyFrom(rows(0, 5, { index: 5, v: 1 }), clock.t));
     expect(openTimes(ring)).toEqual([0, 1, 2, 3, 4, 5].map(open));
     expect(tracked.finalOpenTime).toBe(open(4));
     expect(tracked.pendingFinal()).toBe(open(5));
@@ -140,7 +145,7 @@ describe('TrackedSymbol: REST replies', () => {
   it('does not take a row that closed within the clock margin before the request as final (the request may have been made while it was forming)', () => {
     // Candle 5 closed 51 ms before the request by our clock; the clock may be 100 ms off.
     const { tracked, clock } = setup({ t: close(5) + 51 });
-    tracked.applyRest([...rows(0, 5), row(6, 1)], clock.t);
+    tracked.applyRest(...replyFrom([...rows(0, 5), row(6, 1)], clock.t));
     tracked.markReady();
     expect(tracked.finalOpenTime).toBe(open(4));
     expect(tracked.hasFinalRows()).toBe(false);
@@ -148,7 +153,7 @@ describe('TrackedSymbol: REST replies', () => {
     expect(tracked.state(SECURITY_MS, false)).toBe('repairing');
     // Asked again once the margin has passed, candle 5 is final and the ring is served.
     clock.t = close(5) + 500;
-    tracked.applyRest([row(5), row(6, 2)], clock.t);
+    tracked.applyRest(...replyFrom([row(5), row(6, 2)], clock.t));
     expect(tracked.finalOpenTime).toBe(open(5));
     expect(tracked.isServable(SECURITY_MS)).toBe(true);
   });
@@ -156,11 +161,11 @@ describe('TrackedSymbol: REST replies', () => {
   it('counts a row as final only when its close time is strictly more than the margin before the request', () => {
     const at = setup({ t: close(4) + 1 + MARGIN_MS });
     // closeTime(4) = sentAt - margin - 1: final.
-    at.tracked.applyRest(rows(3, 5, { index: 5, v: 1 }), at.clock.t);
+    at.tracked.applyRest(...replyFrom(rows(3, 5, { index: 5, v: 1 }), at.clock.t));
     expect(at.tracked.finalOpenTime).toBe(open(4));
     const edge = setup({ t: close(4) + MARGIN_MS });
     // closeTime(4) = sentAt - margin exactly: not final.
-    edge.tracked.applyRest(rows(3, 5, { index: 5, v: 1 }), edge.clock.t);
+    edge.tracked.applyRest(...replyFrom(rows(3, 5, { index: 5, v: 1 }), edge.clock.t));
     expect(edge.tracked.finalOpenTime).toBe(open(3));
   });
 
@@ -170,7 +175,7 @@ describe('TrackedSymbol: REST replies', () => {
     clock.t = sentAt + 400;
     tracked.applyStream(values(5, 7), false, clock.t);
     // The reply to the request sent before that stream update arrives now with older values.
-    tracked.applyRest([row(5, 3)], sentAt);
+    tracked.applyRest(...replyFrom([row(5, 3)], sentAt));
     expect(rowOf(ring, open(5))).toEqual(values(5, 7));
   });
 
@@ -178,14 +183,14 @@ describe('TrackedSymbol: REST replies', () => {
     const { tracked, ring, clock } = warmed();
     const sentAt = clock.t;
     tracked.applyStream(values(5, 7), false, sentAt);
-    tracked.applyRest([row(5, 3)], sentAt);
+    tracked.applyRest(...replyFrom([row(5, 3)], sentAt));
     expect(rowOf(ring, open(5))).toEqual(values(5, 7));
   });
 
   it('takes a forming row from a reply sent after the last stream update', () => {
     const { tracked, ring, clock } = warmed();
     clock.t += 500;
-    tracked.applyRest([row(5, 3)], clock.t);
+    tracked.applyRest(...replyFrom([row(5, 3)], clock.t));
     expect(rowOf(ring, open(5))).toEqual(values(5, 3));
     expect(tracked.confirmedAt).toBe(clock.t);
   });
@@ -196,18 +201,18 @@ describe('TrackedSymbol: REST replies', () => {
     // replies after it, with candle 5 (closed within the margin) and the forming candle 6.
     tracked.applyStream(values(5), true, open(6) + 50);
     clock.t = open(6) + 300;
-    tracked.applyRest([row(5, 9), row(6, 1)], open(6) + 10);
+    tracked.applyRest(...replyFrom([row(5, 9), row(6, 1)], open(6) + 10));
     expect(rowOf(ring, open(6))).toEqual(values(6, 1));
     expect(rowOf(ring, open(5))).toEqual(values(5));
   });
 
   it('never replaces final values with a row that may still have been forming, whatever the order of replies', () => {
     const { tracked, ring } = setup({ t: close(5) + 5000 });
-    tracked.applyRest(rows(0, 6, { index: 6, v: 1 }), close(5) + 5000);
+    tracked.applyRest(...replyFrom(rows(0, 6, { index: 6, v: 1 }), close(5) + 5000));
     tracked.markReady();
     expect(tracked.finalOpenTime).toBe(open(5));
     // A reply to a request sent just before candle 5 closed arrives late; no stream runs.
-    tracked.applyRest([row(5, 9)], close(5) - 20);
+    tracked.applyRest(...replyFrom([row(5, 9)], close(5) - 20));
     expect(rowOf(ring, open(5))).toEqual(values(5));
     expect(tracked.finalOpenTime).toBe(open(5));
   });
@@ -216,21 +221,21 @@ describe('TrackedSymbol: REST replies', () => {
     const { tracked, events, clock } = warmed({ stream: false });
     expect(events.closes).toEqual([]);
     clock.t = open(8) + 5000;
-    tracked.applyRest(rows(5, 8, { index: 8, v: 1 }), clock.t);
+    tracked.applyRest(...replyFrom(rows(5, 8, { index: 8, v: 1 }), clock.t));
     expect(events.closes).toEqual([
       [open(5), values(5)[4]],
       [open(6), values(6)[4]],
       [open(7), values(7)[4]],
     ]);
     // The same reply again confirms nothing new.
-    tracked.applyRest(rows(5, 8, { index: 8, v: 2 }), clock.t + 1);
+    tracked.applyRest(...replyFrom(rows(5, 8, { index: 8, v: 2 }), clock.t + 1));
     expect(events.closes).toHaveLength(3);
   });
 
   it('moves confirmedAt only forward', () => {
     const { tracked, clock } = warmed({ stream: false });
     const first = clock.t;
-    tracked.applyRest([row(5, 2)], first - 10_000);
+    tracked.applyRest(...replyFrom([row(5, 2)], first - 10_000));
     expect(tracked.confirmedAt).toBe(first);
   });
 });
@@ -293,7 +298,7 @@ describe('TrackedSymbol: stream updates', () => {
   it('does not let a close that skips a candle advance the final values (a skipped close is a hole)', () => {
     // Candle 5 closed within the margin of the request: not final; candle 6 arrived by REST.
     const { tracked, events, clock } = setup({ t: close(5) + 50 });
-    tracked.applyRest([...rows(0, 5), row(6, 1)], clock.t);
+    tracked.applyRest(...replyFrom([...rows(0, 5), row(6, 1)], clock.t));
     tracked.markReady();
     expect(tracked.finalOpenTime).toBe(open(4));
     clock.t = close(6) + 10;
@@ -305,7 +310,7 @@ describe('TrackedSymbol: stream updates', () => {
     expect(events.holes).toEqual([open(5)]);
     expect(events.closes).toEqual([]);
     // The repair confirms both closes, in order, and clears the hole it covered.
-    tracked.applyRest([...rows(5, 6), row(7, 1)], close(6) + 1000);
+    tracked.applyRest(...replyFrom([...rows(5, 6), row(7, 1)], close(6) + 1000));
     expect(tracked.repaired(open(5))).toBe(true);
     expect(events.closes.map(([t]) => t)).toEqual([open(5), open(6)]);
     expect(tracked.finalOpenTime).toBe(open(6));
@@ -324,7 +329,7 @@ describe('TrackedSymbol: stream updates', () => {
 
   it('does not serve a closed candle whose final values never came, even without a newer stream event', () => {
     const { tracked, clock } = setup({ t: close(5) + 50 });
-    tracked.applyRest([...rows(0, 5), row(6, 1)], clock.t);
+    tracked.applyRest(...replyFrom([...rows(0, 5), row(6, 1)], clock.t));
     tracked.markReady();
     tracked.applyStream(values(6, 2), false, clock.t + 10);
     expect(tracked.hasFinalRows()).toBe(false);
@@ -367,7 +372,7 @@ describe('TrackedSymbol: interruptions and repairs', () => {
     tracked.interrupted(open(3));
     expect(tracked.repaired(open(5))).toBe(false);
     expect(tracked.holeFrom).toBe(open(3));
-    tracked.applyRest(rows(3, 5, { index: 5, v: 5 }), clock.t + 100);
+    tracked.applyRest(...replyFrom(rows(3, 5, { index: 5, v: 5 }), clock.t + 100));
     expect(tracked.repaired(open(3))).toBe(true);
     expect(tracked.holeFrom).toBeUndefined();
     expect(tracked.repaired(open(3))).toBe(false);
@@ -413,7 +418,7 @@ describe('TrackedSymbol: the boundary deadline', () => {
   it('is not overdue once the final values are held (REST close)', () => {
     const { tracked, clock } = warmed();
     clock.t = close(5) + CADENCE_MS + MARGIN_MS + 500;
-    tracked.applyRest([row(5)], clock.t);
+    tracked.applyRest(...replyFrom([row(5)], clock.t));
     expect(tracked.finalOpenTime).toBe(open(5));
     expect(tracked.isOverdue()).toBe(false);
     expect(tracked.isServable(SECURITY_MS)).toBe(true);
@@ -441,7 +446,7 @@ describe('TrackedSymbol: the boundary deadline', () => {
 
   it('is not overdue before the warm start is done', () => {
     const s = setup();
-    s.tracked.applyRest(rows(0, 5, { index: 5, v: 1 }), s.clock.t);
+    s.tracked.applyRest(...replyFrom(rows(0, 5, { index: 5, v: 1 }), s.clock.t));
     s.clock.t = close(5) + 10_000;
     expect(s.tracked.isOverdue()).toBe(false);
   });
@@ -451,7 +456,7 @@ describe('TrackedSymbol: freshness', () => {
   it('does not serve a ring whose newest candle opened securityMs ago or more', () => {
     const { tracked, clock } = warmed({ cadenceMs: undefined });
     clock.t = open(5) + SECURITY_MS - 1;
-    tracked.applyRest([row(5, 3)], clock.t);
+    tracked.applyRest(...replyFrom([row(5, 3)], clock.t));
     expect(tracked.isServable(SECURITY_MS)).toBe(true);
     clock.t = open(5) + SECURITY_MS;
     expect(tracked.isServable(SECURITY_MS)).toBe(false);
@@ -461,7 +466,7 @@ describe('TrackedSymbol: freshness', () => {
     // Our clock ran 50 ms behind the exchange's: the reply holding candle 5 was sent at open(5) - 50.
     const { tracked, clock } = setup({ t: open(5) - 50, cadenceMs: undefined });
     tracked.applyFinal(rows(0, 4));
-    tracked.applyRest([row(5, 1)], clock.t);
+    tracked.applyRest(...replyFrom([row(5, 1)], clock.t));
     tracked.markReady();
     clock.t = open(5) + 9_949;
     expect(tracked.isServable(10_000)).toBe(true);
@@ -522,7 +527,7 @@ describe('TrackedSymbol: snapshots and daily files', () => {
   it('a warm start from a daily file and a REST tail serves the ring', () => {
     const { tracked, clock, ring } = setup();
     tracked.applyFinal(rows(0, 3));
-    tracked.applyRest(rows(3, 5, { index: 5, v: 1 }), clock.t);
+    tracked.applyRest(...replyFrom(rows(3, 5, { index: 5, v: 1 }), clock.t));
     tracked.markReady();
     expect(openTimes(ring)).toEqual([0, 1, 2, 3, 4, 5].map(open));
     expect(tracked.finalOpenTime).toBe(open(4));
@@ -533,7 +538,7 @@ describe('TrackedSymbol: snapshots and daily files', () => {
 describe('TrackedSymbol: state()', () => {
   it('is warming before the warm start is done, even during a ban', () => {
     const { tracked, clock } = setup();
-    tracked.applyRest(rows(0, 5, { index: 5, v: 1 }), clock.t);
+    tracked.applyRest(...replyFrom(rows(0, 5, { index: 5, v: 1 }), clock.t));
     expect(tracked.isServable(SECURITY_MS)).toBe(false);
     expect(tracked.state(SECURITY_MS, false)).toBe('warming');
     expect(tracked.state(SECURITY_MS, true)).toBe('warming');
@@ -567,7 +572,7 @@ describe('TrackedSymbol: state()', () => {
 
   it('is repairing when a row before the newest lacks its final values', () => {
     const { tracked, clock } = setup({ t: close(5) + 50 });
-    tracked.applyRest([...rows(0, 5), row(6, 1)], clock.t);
+    tracked.applyRest(...replyFrom([...rows(0, 5), row(6, 1)], clock.t));
     tracked.markReady();
     expect(tracked.holeFrom).toBeUndefined();
     expect(tracked.state(SECURITY_MS, false)).toBe('repairing');
@@ -593,7 +598,7 @@ describe('TrackedSymbol: isStreamSettled', () => {
   it('is false before the warm start, and until the first stream update', () => {
     const s = setup();
     expect(s.tracked.isStreamSettled()).toBe(false);
-    s.tracked.applyRest(rows(0, 5, { index: 5, v: 1 }), s.clock.t);
+    s.tracked.applyRest(...replyFrom(rows(0, 5, { index: 5, v: 1 }), s.clock.t));
     s.tracked.markReady();
     expect(s.tracked.isStreamSettled()).toBe(false);
     s.tracked.applyStream(values(5, 2), false, s.clock.t + 10);
@@ -617,10 +622,10 @@ describe('TrackedSymbol: isStreamSettled', () => {
 });
 
 describe('TrackedSymbol: warm-up racing the stream', () => {
-  // Regression candidate (reported, not fixed here): the stream runs before the warm-up's REST reply
-  // arrives. Its first close sets the final values while not ready; the reply's forming row is
-  // older than that close, so it is dropped, and markReady() serves the ring with a candle missing.
-  it.fails('does not serve a ring that lacks a candle after a warm-up reply slower than the first stream close', () => {
+  // Regression: the stream runs before the warm-up's REST reply arrives. Its first close used to
+  // set the final values outright; the reply's forming row, older than that close, was dropped, and
+  // markReady() served the ring with a candle missing.
+  it('does not serve a ring that lacks a candle after a warm-up reply slower than the first stream close', () => {
     const { tracked, clock, ring } = setup();
     const sentAt = clock.t; // during candle 5
     // While the reply is on its way, the stream delivers candle 6 and its close, then candle 7.
@@ -628,9 +633,45 @@ describe('TrackedSymbol: warm-up racing the stream', () => {
     tracked.applyStream(values(6), true, close(6) + 1);
     tracked.applyStream(values(7, 1), false, open(7) + 100);
     clock.t = open(7) + 200;
-    tracked.applyRest(rows(0, 5, { index: 5, v: 1 }), sentAt);
+    tracked.applyRest(...replyFrom(rows(0, 5, { index: 5, v: 1 }), sentAt));
     tracked.markReady();
-    expect(openTimes(ring)).not.toContain(open(5));
+    // The reply's forming candle is kept, but it is not final: not served yet.
+    expect(openTimes(ring)).toContain(open(5));
+    expect(tracked.pendingFinal()).toBe(open(5));
     expect(tracked.isServable(SECURITY_MS)).toBe(false);
+    // The warm-up's confirmation fetches from the first candle lacking its final values.
+    clock.t = open(7) + 5000;
+    tracked.applyRest(...replyFrom(rows(5, 7, { index: 7, v: 2 }), clock.t));
+    expect(openTimes(ring)).toEqual([0, 1, 2, 3, 4, 5, 6, 7].map(open));
+    expect(rowOf(ring, open(5))).toEqual(values(5));
+    expect(tracked.isServable(SECURITY_MS)).toBe(true);
   });
 });
+
+describe('TrackedSymbol: a hole after a candle that lacks its final values', () => {
+  // Regression: a new stream candle used to mark the hole from the newest row, not from the oldest
+  // row lacking its final values; the repair from there returned final rows after that row, and
+  // the final values moved over it, serving a candle with the values it had while forming.
+  it('marks the hole from the first candle lacking its final values, so the repair replaces them', () => {
+    const { tracked, clock } = setup();
+    const sentAt = clock.t; // during candle 5
+    // The stream's first event (candle 6) comes before the warm-up's reply.
+    tracked.applyStream(values(6, 1), false, open(6) + 100);
+    tracked.applyRest(...replyFrom(rows(0, 5, { index: 5, v: 1 }), sentAt));
+    tracked.markReady();
+    expect(tracked.pendingFinal()).toBe(open(5));
+    // Candle 7 arrives without the close of 6: a hole from candle 5, the first not final.
+    tracked.applyStream(values(7, 1), false, open(7) + 100);
+    expect(tracked.holeFrom).toBe(open(5));
+    clock.t = open(7) + 5000;
+    const from = tracked.holeFrom as number;
+    tracked.applyRest(...replyFrom(rows(indexOfOpen(from), 7, { index: 7, v: 2 }), clock.t));
+    expect(tracked.repaired(from)).toBe(true);
+    expect(rowOf(tracked.ring, open(5))).toEqual(values(5));
+    expect(tracked.isServable(SECURITY_MS)).toBe(true);
+  });
+});
+
+function indexOfOpen(openTime: number): number {
+  return (openTime - T0) / MINUTE;
+}

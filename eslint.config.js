@@ -20,7 +20,21 @@ import tseslint from 'typescript-eslint';
 // ---------------------------------------------------------------------------------------------
 
 /** Folders of src/ (`src/<name>/**`) and files at the top of src/ (`src/<name>.ts`). */
-const FOLDERS = ['util', 'binance', 'exchange', 'store', 'files', 'sync', 'analysis', 'service', 'cli', 'sim', 'publish', 'remote', 'sinks'];
+const FOLDERS = [
+  'util',
+  'binance',
+  'exchange',
+  'store',
+  'files',
+  'sync',
+  'analysis',
+  'service',
+  'cli',
+  'sim',
+  'publish',
+  'remote',
+  'sinks',
+];
 const FILES = ['errors', 'log', 'rule', 'candle-server', 'index'];
 const UNITS = [...FOLDERS, ...FILES];
 
@@ -84,7 +98,18 @@ const layering = Object.keys(LAYERS).map((unit) => ({
 }));
 
 export default defineConfig(
-  globalIgnores(['dist/', 'coverage/', 'node_modules/', 'bench/results/', 'cache/', 'candles/', 'test-artifacts/', '.tmp/', 'demo/', 'logs/']),
+  globalIgnores([
+    'dist/',
+    'coverage/',
+    'node_modules/',
+    'bench/results/',
+    'cache/',
+    'candles/',
+    'test-artifacts/',
+    '.tmp/',
+    'demo/',
+    'logs/',
+  ]),
 
   js.configs.recommended,
   tseslint.configs.recommendedTypeChecked,
@@ -112,7 +137,10 @@ export default defineConfig(
       // (fakes in tests, async generators), and a throw in them must reject rather than throw.
       '@typescript-eslint/require-await': 'off',
       // ws hands text frames over as a Buffer; the RawData union also names ArrayBuffer and Buffer[].
-      '@typescript-eslint/no-base-to-string': ['error', { ignoredTypeNames: ['Error', 'RegExp', 'URL', 'URLSearchParams', 'Buffer', 'ArrayBuffer'] }],
+      '@typescript-eslint/no-base-to-string': [
+        'error',
+        { ignoredTypeNames: ['Error', 'RegExp', 'URL', 'URLSearchParams', 'Buffer', 'ArrayBuffer'] },
+      ],
       // A `let` that closures read before its one assignment cannot be a const.
       'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
     },

@@ -28,7 +28,8 @@ import { startSimProcess } from './lib/sim-child.js';
 import { weightFloorMs, windowFloorMs } from './lib/weight-floor.js';
 
 const QUICK = process.argv.includes('--quick');
-const arg = (name: string, fallback: number): number => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback);
+const arg = (name: string, fallback: number): number =>
+  Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback);
 const SYMBOLS = arg('symbols', QUICK ? 20 : 100);
 const DAYS = arg('days', QUICK ? 3 : 4);
 const MARKET = 'UM';
@@ -109,14 +110,43 @@ async function run(mode: 'rest' | 'archives', symbols: readonly string[], days: 
 
 const symbols = generateSymbols(MARKET, SYMBOLS);
 const days = lastFullLocalDays(Date.now() - 2 * DAY_MS, TZ, DAYS);
-console.log(`back-fill bench${QUICK ? ' (quick)' : ''}: ${MARKET} ${BAR}, ${SYMBOLS} symbols × ${DAYS} days (${days[0]} .. ${days[days.length - 1]}, ${TZ}); budget ${SERVER_WEIGHT} × ${MARKETS[MARKET].fallbackWeightLimit}/min`);
+console.log(
+  `back-fill bench${QUICK ? ' (quick)' : ''}: ${MARKET} ${BAR}, ${SYMBOLS} symbols × ${DAYS} days (${days[0]} .. ${days[days.length - 1]}, ${TZ}); budget ${SERVER_WEIGHT} × ${MARKETS[MARKET].fallbackWeightLimit}/min`,
+);
 const rows = [await run('rest', symbols, days), await run('archives', symbols, days)];
 const f = (n: number, digits = 1): string => (Number.isFinite(n) ? n.toFixed(digits) : '-');
 printTable([
-  ['mode', 'symbol-days', 'seconds', 'symbol-days/min', 'floor symbol-days/min', 'weight', 'planned', 'floor s', 'window floor s', 'max window', '429', 'ok/warn/error', 'loop p99 ms', 'loop max ms'],
+  [
+    'mode',
+    'symbol-days',
+    'seconds',
+    'symbol-days/min',
+    'floor symbol-days/min',
+    'weight',
+    'planned',
+    'floor s',
+    'window floor s',
+    'max window',
+    '429',
+    'ok/warn/error',
+    'loop p99 ms',
+    'loop max ms',
+  ],
   ...rows.map((r) => [
-    r.mode, r.symbolDays, f(r.ms / 1000), f(r.symbolDaysPerMinute), f(r.floorSymbolDaysPerMinute), r.weight, r.plannedWeight, f(r.floorMs / 1000),
-    f(r.windowFloorMs / 1000), r.maxWindowWeight, r.count429, `${r.outcomes.success}/${r.outcomes.warn}/${r.outcomes.error}`, f(r.loop.p99, 2), f(r.loop.max, 1),
+    r.mode,
+    r.symbolDays,
+    f(r.ms / 1000),
+    f(r.symbolDaysPerMinute),
+    f(r.floorSymbolDaysPerMinute),
+    r.weight,
+    r.plannedWeight,
+    f(r.floorMs / 1000),
+    f(r.windowFloorMs / 1000),
+    r.maxWindowWeight,
+    r.count429,
+    `${r.outcomes.success}/${r.outcomes.warn}/${r.outcomes.error}`,
+    f(r.loop.p99, 2),
+    f(r.loop.max, 1),
   ]),
 ]);
 const file = await writeResults('backfill', { quick: QUICK, market: MARKET, bar: BAR, timezone: TZ, symbols: SYMBOLS, days, rows });

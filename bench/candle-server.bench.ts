@@ -56,13 +56,20 @@ let sink = 0;
  * A snapshot whose rings end at the forming candle, with synthetic values: the simulator's own
  * candles take ~50 s per 1000 symbols × 2880 to generate, and the values do not change the work.
  */
-async function seedSnapshot(cacheDir: string, market: MarketType, bar: Interval, symbols: readonly string[], length: number): Promise<void> {
+async function seedSnapshot(
+  cacheDir: string,
+  market: MarketType,
+  bar: Interval,
+  symbols: readonly string[],
+  length: number,
+): Promise<void> {
   const map = new CandleMap(length);
   const step = intervalMs(bar);
   const newest = openTimeOf(bar, Date.now());
   for (const symbol of symbols) {
     const ring = map.add(symbol);
-    for (let t = newest - (length - 1) * step; t <= newest; t += step) ring.upsertNumbers(t, 100, 101, 99, 100.5, 12, t + step - 1, 1200, 40, 6, 600);
+    for (let t = newest - (length - 1) * step; t <= newest; t += step)
+      ring.upsertNumbers(t, 100, 101, 99, 100.5, 12, t + step - 1, 1200, 40, 6, 600);
   }
   await writeSnapshot(cacheDir, map, { market, bar });
 }
@@ -187,7 +194,13 @@ async function live(size: number, timing: ReturnType<typeof instrumentMessages>)
         fresh,
         count429: simStats.count429,
       },
-      snapshot: { writeMs: snapshots.lastDurationMs, writeLoopMaxMs: closeLoop.max, loadMs, loadLoopMaxMs: loadLoop.max, bytesPerSymbol: fileBytes / size },
+      snapshot: {
+        writeMs: snapshots.lastDurationMs,
+        writeLoopMaxMs: closeLoop.max,
+        loadMs,
+        loadLoopMaxMs: loadLoop.max,
+        bytesPerSymbol: fileBytes / size,
+      },
     };
   } finally {
     await cleanUp(server === undefined ? [] : [server], sim, dir);
@@ -287,7 +300,10 @@ async function closes(size: number): Promise<ClosesRow> {
   const dir = await mkdtemp(join(tmpdir(), 'candle-server-bench-'));
   let server: CandleServer | undefined;
   try {
-    server = new CandleServer({ instType: 'SPOT', rule: benchRule(sim, 'SPOT', dir, { BAR: '1s', LENGTH: 300, CACHE_DELAY_SECONDS: null }) });
+    server = new CandleServer({
+      instType: 'SPOT',
+      rule: benchRule(sim, 'SPOT', dir, { BAR: '1s', LENGTH: 300, CACHE_DELAY_SECONDS: null }),
+    });
     await server.runCandleMap();
     await pause(3000);
     await sim.resetStats();
@@ -307,7 +323,12 @@ async function closes(size: number): Promise<ClosesRow> {
         ages.push(status.newestAgeMs ?? Number.POSITIVE_INFINITY);
       }
       statesAtEachCheck.push(states);
-      newestAgeMsP99AtEachCheck.push(quantile(ages.sort((a, b) => a - b), 0.99));
+      newestAgeMsP99AtEachCheck.push(
+        quantile(
+          ages.sort((a, b) => a - b),
+          0.99,
+        ),
+      );
       freshAtEachCheck.push(states['fresh'] ?? 0);
     }
     const seconds = (performance.now() - start) / 1000;
@@ -345,30 +366,92 @@ try {
 }
 console.log(`\nlive: UM 1m, LENGTH ${LENGTH}, ${LIVE_SECONDS} s of streaming per size (ms unless stated)`);
 printTable([
-  ['symbols', 'conns', 'msg/s', 'E→ring p50', 'p99', 'hist p50', 'hist p99', 'added p50', 'added p99', 'added max', 'handler p99', 'loop p99', 'loop max'],
+  [
+    'symbols',
+    'conns',
+    'msg/s',
+    'E→ring p50',
+    'p99',
+    'hist p50',
+    'hist p99',
+    'added p50',
+    'added p99',
+    'added max',
+    'handler p99',
+    'loop p99',
+    'loop max',
+  ],
   ...liveRows.map((r) => [
-    r.symbols, r.connections, Math.round(r.messagesPerSecond), f(r.eventToRing.p50, 0), f(r.eventToRing.p99, 0), f(r.eventToRingHistogram.p50),
-    f(r.eventToRingHistogram.p99), f(r.added.p50, 3), f(r.added.p99, 3), f(r.added.max), f(r.handler.p99, 3), f(r.loop.p99), f(r.loop.max),
+    r.symbols,
+    r.connections,
+    Math.round(r.messagesPerSecond),
+    f(r.eventToRing.p50, 0),
+    f(r.eventToRing.p99, 0),
+    f(r.eventToRingHistogram.p50),
+    f(r.eventToRingHistogram.p99),
+    f(r.added.p50, 3),
+    f(r.added.p99, 3),
+    f(r.added.max),
+    f(r.handler.p99, 3),
+    f(r.loop.p99),
+    f(r.loop.max),
   ]),
 ]);
 console.log('');
 printTable([
-  ['symbols', 'gCS ns', 'gCS copy µs', 'mem/raw accounted', 'mem/raw measured', 'steady weight/sym-h', 'fresh', '429', 'snap write ms', 'write loop max', 'load ms', 'load loop max', 'seeded start ms', 'weight'],
+  [
+    'symbols',
+    'gCS ns',
+    'gCS copy µs',
+    'mem/raw accounted',
+    'mem/raw measured',
+    'steady weight/sym-h',
+    'fresh',
+    '429',
+    'snap write ms',
+    'write loop max',
+    'load ms',
+    'load loop max',
+    'seeded start ms',
+    'weight',
+  ],
   ...liveRows.map((r) => [
-    r.symbols, f(r.getCandleSecurityNs, 0), f(r.getCandleSecurityCopyNs / 1000, 1), f(r.memory.accountedRatio, 3), f(r.memory.measuredRatio, 3),
-    f(r.steady.weightPerSymbolHour, 2), `${r.steady.fresh}/${r.symbols}`, r.steady.count429, f(r.snapshot.writeMs, 0), f(r.snapshot.writeLoopMaxMs, 1),
-    f(r.snapshot.loadMs, 0), f(r.snapshot.loadLoopMaxMs, 1), f(r.seededStartMs, 0), r.seededStartWeight,
+    r.symbols,
+    f(r.getCandleSecurityNs, 0),
+    f(r.getCandleSecurityCopyNs / 1000, 1),
+    f(r.memory.accountedRatio, 3),
+    f(r.memory.measuredRatio, 3),
+    f(r.steady.weightPerSymbolHour, 2),
+    `${r.steady.fresh}/${r.symbols}`,
+    r.steady.count429,
+    f(r.snapshot.writeMs, 0),
+    f(r.snapshot.writeLoopMaxMs, 1),
+    f(r.snapshot.loadMs, 0),
+    f(r.snapshot.loadLoopMaxMs, 1),
+    f(r.seededStartMs, 0),
+    r.seededStartWeight,
   ]),
 ]);
 
 const coldRows: ColdWarmRow[] = [];
 if (PARTS.includes('cold')) for (const size of SIZES) coldRows.push(await coldWarm(size));
-console.log(`\ncold start and warm restart: SPOT 1m, LENGTH ${COLD_LENGTH}, budget ${SERVER_WEIGHT} × ${MARKETS.SPOT.fallbackWeightLimit}/min`);
+console.log(
+  `\ncold start and warm restart: SPOT 1m, LENGTH ${COLD_LENGTH}, budget ${SERVER_WEIGHT} × ${MARKETS.SPOT.fallbackWeightLimit}/min`,
+);
 printTable([
   ['symbols', 'cold s', 'weight', 'floor s', 'window floor s', 'max window', '429', 'close s', 'warm s', 'warm weight', 'warm 429'],
   ...coldRows.map((r) => [
-    r.symbols, f(r.coldMs / 1000), r.coldWeight, f(r.floorMs / 1000, 1), f(r.windowFloorMs / 1000, 1), r.maxWindowWeight, r.count429,
-    f(r.closeMs / 1000), f(r.warmMs / 1000), r.warmWeight, r.warmCount429,
+    r.symbols,
+    f(r.coldMs / 1000),
+    r.coldWeight,
+    f(r.floorMs / 1000, 1),
+    f(r.windowFloorMs / 1000, 1),
+    r.maxWindowWeight,
+    r.count429,
+    f(r.closeMs / 1000),
+    f(r.warmMs / 1000),
+    r.warmWeight,
+    r.warmCount429,
   ]),
 ]);
 
@@ -377,8 +460,17 @@ const closesRow = PARTS.includes('closes') ? await closes(closesSize) : undefine
 if (closesRow !== undefined) {
   console.log(`\nsteady state with closes: SPOT 1s, ${closesSize} symbols, ${Math.round(closesRow.seconds)} s`);
   printTable([
-  ['symbols', 'closes/sym', 'weight', 'weight/sym-h', 'fresh (min over checks)', '429', 'loop p99', 'loop max'],
-    [closesRow.symbols, closesRow.closesPerSymbol, closesRow.weight, f(closesRow.weightPerSymbolHour), `${closesRow.fresh}/${closesRow.symbols}`, closesRow.count429, f(closesRow.loop.p99), f(closesRow.loop.max)],
+    ['symbols', 'closes/sym', 'weight', 'weight/sym-h', 'fresh (min over checks)', '429', 'loop p99', 'loop max'],
+    [
+      closesRow.symbols,
+      closesRow.closesPerSymbol,
+      closesRow.weight,
+      f(closesRow.weightPerSymbolHour),
+      `${closesRow.fresh}/${closesRow.symbols}`,
+      closesRow.count429,
+      f(closesRow.loop.p99),
+      f(closesRow.loop.max),
+    ],
   ]);
   console.log('states at each check:', closesRow.statesAtEachCheck.map((s) => JSON.stringify(s)).join(' '));
   console.log('newest candle age p99 at each check (ms):', closesRow.newestAgeMsP99AtEachCheck.join(' '));
@@ -391,10 +483,20 @@ const targets = {
   // At one symbol the server's fixed cost (sockets, clients, buffers) dwarfs one ring: judged at the largest size.
   memoryWithin15Percent: biggest !== undefined && biggest.memory.accountedRatio <= 1.15 && biggest.memory.measuredRatio <= 1.15,
   // Judged on the live part (1m); the 1s closes part is reported beside it.
-  freshWithNo429: biggest !== undefined && biggest.steady.fresh === biggest.symbols && biggest.steady.count429 === 0 &&
-    (closesRow?.count429 ?? 0) === 0 && coldRows.every((r) => r.count429 === 0 && r.warmCount429 === 0),
+  freshWithNo429:
+    biggest !== undefined &&
+    biggest.steady.fresh === biggest.symbols &&
+    biggest.steady.count429 === 0 &&
+    (closesRow?.count429 ?? 0) === 0 &&
+    coldRows.every((r) => r.count429 === 0 && r.warmCount429 === 0),
 };
 // Partial runs (--parts) judge only what they ran.
-if (PARTS.length === 3) console.log('\ntargets:', Object.entries(targets).map(([name, met]) => `${name} ${met ? 'met' : 'MISSED'}`).join('; '));
+if (PARTS.length === 3)
+  console.log(
+    '\ntargets:',
+    Object.entries(targets)
+      .map(([name, met]) => `${name} ${met ? 'met' : 'MISSED'}`)
+      .join('; '),
+  );
 const file = await writeResults('candle-server', { quick: QUICK, live: liveRows, coldWarm: coldRows, closes: closesRow, targets });
 console.log(`results: ${file}${sink > 0 ? '' : ' ?'}`);

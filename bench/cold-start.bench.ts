@@ -42,7 +42,8 @@ import { startSimProcess } from './lib/sim-child.js';
 import { countUndiciRequests, type InFlightSummary } from './lib/in-flight.js';
 import type { RestConcurrency } from './lib/sim-process.js';
 
-const arg = (name: string, fallback: number): number => Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback);
+const arg = (name: string, fallback: number): number =>
+  Number(process.argv.find((a) => a.startsWith(`--${name}=`))?.split('=')[1] ?? fallback);
 const SYMBOLS = arg('symbols', 300);
 const LENGTH = arg('length', 2880);
 const DELAY_MS = arg('delay-ms', 100);
@@ -149,7 +150,11 @@ async function coldStart(round: number, delayMs: number, symbols = SYMBOLS): Pro
   }
 }
 
-const median = (values: readonly number[]): number => quantile([...values].sort((a, b) => a - b), 0.5);
+const median = (values: readonly number[]): number =>
+  quantile(
+    [...values].sort((a, b) => a - b),
+    0.5,
+  );
 const f = (n: number, digits = 2): string => (Number.isFinite(n) ? n.toFixed(digits) : '-');
 
 console.log(
@@ -176,12 +181,59 @@ for (let round = 0; round < ROUNDS; round += 1) {
 }
 
 printTable([
-  ['round', 'delay ms', 'load', 'ready s', 'to 1st req s', 'REST span s', 'after REST s', 'requests', 'klines', 'weight', 'planned', 'max window', '429',
-    'sim in flight max', 'mean', 'sockets', 'reply ms', 'client in flight max', 'mean', 'reply ms', 'queued max', 'server CPU s', 'sim CPU s', 'loop p99', 'loop max'],
+  [
+    'round',
+    'delay ms',
+    'load',
+    'ready s',
+    'to 1st req s',
+    'REST span s',
+    'after REST s',
+    'requests',
+    'klines',
+    'weight',
+    'planned',
+    'max window',
+    '429',
+    'sim in flight max',
+    'mean',
+    'sockets',
+    'reply ms',
+    'client in flight max',
+    'mean',
+    'reply ms',
+    'queued max',
+    'server CPU s',
+    'sim CPU s',
+    'loop p99',
+    'loop max',
+  ],
   ...runs.map((r) => [
-    r.round, r.delayMs, f(r.load, 1), f(r.readyMs / 1000), f(r.firstRequestMs / 1000), f(r.restSpanMs / 1000), f(r.afterRestMs / 1000), r.requests, r.klinesRequests,
-    r.weight, r.plannedWeight, r.maxWindowWeight, r.count429, r.rest.maxInFlight, f(r.rest.meanInFlight, 1), r.rest.sockets, f(r.rest.meanReplyMs, 1),
-    r.client.maxInFlight, f(r.client.meanInFlight, 1), f(r.client.meanReplyMs, 1), r.maxQueued, f(r.serverCpuMs / 1000), f(r.simCpuMs / 1000), f(r.loop.p99, 1), f(r.loop.max, 0),
+    r.round,
+    r.delayMs,
+    f(r.load, 1),
+    f(r.readyMs / 1000),
+    f(r.firstRequestMs / 1000),
+    f(r.restSpanMs / 1000),
+    f(r.afterRestMs / 1000),
+    r.requests,
+    r.klinesRequests,
+    r.weight,
+    r.plannedWeight,
+    r.maxWindowWeight,
+    r.count429,
+    r.rest.maxInFlight,
+    f(r.rest.meanInFlight, 1),
+    r.rest.sockets,
+    f(r.rest.meanReplyMs, 1),
+    r.client.maxInFlight,
+    f(r.client.meanInFlight, 1),
+    f(r.client.meanReplyMs, 1),
+    r.maxQueued,
+    f(r.serverCpuMs / 1000),
+    f(r.simCpuMs / 1000),
+    f(r.loop.p99, 1),
+    f(r.loop.max, 0),
   ]),
 ]);
 
@@ -217,7 +269,9 @@ const delayed = summarize(DELAY_MS);
 const pairs = Array.from({ length: ROUNDS }, (_, round) => {
   const a = runs.find((r) => r.round === round && r.delayMs === DELAY_MS);
   const b = runs.find((r) => r.round === round && r.delayMs === 0);
-  return a === undefined || b === undefined ? { ratio: Number.NaN, addedMs: Number.NaN } : { ratio: a.readyMs / b.readyMs, addedMs: a.readyMs - b.readyMs };
+  return a === undefined || b === undefined
+    ? { ratio: Number.NaN, addedMs: Number.NaN }
+    : { ratio: a.readyMs / b.readyMs, addedMs: a.readyMs - b.readyMs };
 });
 const pairRatios = pairs.map((p) => p.ratio);
 const ratio = {
@@ -232,12 +286,41 @@ const ratio = {
 
 console.log('');
 printTable([
-  ['delay ms', 'ready s median', 'min', 'max', 'REST span s', 'requests', 'weight', 'sim in flight max', 'mean', 'reply ms', 'client in flight max', 'mean', 'reply ms',
-    'queued max', 'server CPU s', 'sim CPU s'],
+  [
+    'delay ms',
+    'ready s median',
+    'min',
+    'max',
+    'REST span s',
+    'requests',
+    'weight',
+    'sim in flight max',
+    'mean',
+    'reply ms',
+    'client in flight max',
+    'mean',
+    'reply ms',
+    'queued max',
+    'server CPU s',
+    'sim CPU s',
+  ],
   ...[undelayed, delayed].map((s) => [
-    s.delayMs, f(s.readyMs.median / 1000), f(s.readyMs.min / 1000), f(s.readyMs.max / 1000), f(s.restSpanMs.median / 1000), s.requests.median, s.weight.median,
-    s.maxInFlight.median, f(s.meanInFlight.median, 1), f(s.meanReplyMs.median, 1), s.clientMaxInFlight.median, f(s.clientMeanInFlight.median, 1),
-    f(s.clientMeanReplyMs.median, 1), s.maxQueued.median, f(s.serverCpuMs.median / 1000), f(s.simCpuMs.median / 1000),
+    s.delayMs,
+    f(s.readyMs.median / 1000),
+    f(s.readyMs.min / 1000),
+    f(s.readyMs.max / 1000),
+    f(s.restSpanMs.median / 1000),
+    s.requests.median,
+    s.weight.median,
+    s.maxInFlight.median,
+    f(s.meanInFlight.median, 1),
+    f(s.meanReplyMs.median, 1),
+    s.clientMaxInFlight.median,
+    f(s.clientMeanInFlight.median, 1),
+    f(s.clientMeanReplyMs.median, 1),
+    s.maxQueued.median,
+    f(s.serverCpuMs.median / 1000),
+    f(s.simCpuMs.median / 1000),
   ]),
 ]);
 console.log(
@@ -246,5 +329,17 @@ console.log(
     `Added by the delay: ${ratio.addedMs.map((ms) => f(ms / 1000, 1)).join(', ')} s, median ${f(ratio.medianAddedMs / 1000, 1)} s. ` +
     `Target ≤ 1.1 (median of the pairs): ${ratio.medianOfPairs <= 1.1 ? 'met' : 'MISSED'}`,
 );
-const file = await writeResults('cold-start', { market: MARKET, bar: '1m', symbols: SYMBOLS, length: LENGTH, delayMs: DELAY_MS, rounds: ROUNDS, warmupSymbols: WARMUP_SYMBOLS, runs, undelayed, delayed, ratio });
+const file = await writeResults('cold-start', {
+  market: MARKET,
+  bar: '1m',
+  symbols: SYMBOLS,
+  length: LENGTH,
+  delayMs: DELAY_MS,
+  rounds: ROUNDS,
+  warmupSymbols: WARMUP_SYMBOLS,
+  runs,
+  undelayed,
+  delayed,
+  ratio,
+});
 console.log(`results: ${file}`);

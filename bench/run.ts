@@ -22,17 +22,24 @@ const BENCHES = [
 ] as const;
 
 const quick = process.argv.includes('--quick');
-const only = process.argv.find((a) => a.startsWith('--only='))?.slice(7).split(',');
+const only = process.argv
+  .find((a) => a.startsWith('--only='))
+  ?.slice(7)
+  .split(',');
 let failed = 0;
 for (const bench of BENCHES) {
   if (only !== undefined && !only.includes(bench.name)) continue;
   console.log(`\n=== ${bench.name} ===`);
   const started = Date.now();
   const code = await new Promise<number | null>((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL(bench.file, import.meta.url)), ...bench.args(quick)], { stdio: 'inherit' });
+    const child = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL(bench.file, import.meta.url)), ...bench.args(quick)], {
+      stdio: 'inherit',
+    });
     child.once('exit', (exitCode) => resolve(exitCode));
   });
-  console.log(`=== ${bench.name}: ${code === 0 ? 'done' : `FAILED (exit ${String(code)})`} in ${Math.round((Date.now() - started) / 1000)} s`);
+  console.log(
+    `=== ${bench.name}: ${code === 0 ? 'done' : `FAILED (exit ${String(code)})`} in ${Math.round((Date.now() - started) / 1000)} s`,
+  );
   if (code !== 0) failed += 1;
 }
 process.exitCode = failed === 0 ? 0 : 1;

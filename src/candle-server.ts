@@ -105,11 +105,18 @@ export interface CandleServerStats {
   readonly market: MarketType;
   readonly symbols: number;
   readonly ready: number;
-  readonly weight: { readonly used: number; readonly budget: number; readonly limit: number; readonly queued: number; readonly bannedUntil: number | undefined };
+  readonly weight: {
+    readonly used: number;
+    readonly budget: number;
+    readonly limit: number;
+    readonly queued: number;
+    readonly bannedUntil: number | undefined;
+  };
   /** REST exchanges so far, keyed `endpoint status` (status 0: no usable reply). */
   readonly requests: ReadonlyMap<string, number>;
   readonly sync: Readonly<SyncStats>;
-  readonly streams: { readonly connections: number; readonly reconnects: number; readonly messages: number; readonly malformed: number } | undefined;
+  readonly streams:
+    { readonly connections: number; readonly reconnects: number; readonly messages: number; readonly malformed: number } | undefined;
   /** Exchange event to ring, ms. */
   readonly latency: Histogram;
   readonly snapshots: { readonly written: number; readonly lastDurationMs: number | undefined; readonly lastFile: string | undefined };
@@ -130,7 +137,11 @@ const running = processWide('running-servers', () => new Map<MarketType, CandleS
  * const candles = getCandleSecurity('BTCUSDT', 180, { market: 'UM' });
  * ```
  */
-export function getCandleSecurity(symbol: string, securitySeconds = 180, options: CandleSecurityOptions & { market?: MarketType } = {}): CandleView {
+export function getCandleSecurity(
+  symbol: string,
+  securitySeconds = 180,
+  options: CandleSecurityOptions & { market?: MarketType } = {},
+): CandleView {
   return runningServer(options.market).getCandleSecurity(symbol, securitySeconds, options);
 }
 
@@ -177,13 +188,19 @@ export class CandleServer {
   #isReady = false;
   // The loops of a running server (sweep, snapshots, clock), awaited by close().
   readonly #loops: Array<Promise<void>> = [];
-  #snapshotStats: { written: number; lastDurationMs: number | undefined; lastFile: string | undefined } = { written: 0, lastDurationMs: undefined, lastFile: undefined };
+  #snapshotStats: { written: number; lastDurationMs: number | undefined; lastFile: string | undefined } = {
+    written: 0,
+    lastDurationMs: undefined,
+    lastFile: undefined,
+  };
   // A snapshot in progress: the periodic one and the final one never overlap.
   #snapshotting: Promise<void> | undefined;
 
   constructor(options: CandleServerOptions) {
     if (!isMarketType(options.instType)) {
-      throw new ConfigError('CandleServer options', [{ path: 'instType', received: options.instType, message: 'expected one of SPOT, UM, CM' }]);
+      throw new ConfigError('CandleServer options', [
+        { path: 'instType', received: options.instType, message: 'expected one of SPOT, UM, CM' },
+      ]);
     }
     const input = (options.rule ?? {}) as Record<string, unknown>;
     if (input.MARKET !== undefined && input.MARKET !== options.instType) {
@@ -195,7 +212,9 @@ export class CandleServer {
     this.rule = parseCandleRule({ ...input, MARKET: options.instType });
     this.#options = options;
     this.#logger = (options.logger ?? silentLogger()).child({ component: 'candle-server', market: this.market });
-    this.#events = new SafeEmitter<CandleEvents>((error, event) => this.#logger.error({ err: error, event }, 'an event listener threw; ingestion goes on'));
+    this.#events = new SafeEmitter<CandleEvents>((error, event) =>
+      this.#logger.error({ err: error, event }, 'an event listener threw; ingestion goes on'),
+    );
     this.#map = new CandleMap(this.rule.LENGTH);
   }
 
@@ -245,7 +264,16 @@ export class CandleServer {
     const tracked = this.#sync?.tracked(symbol);
     const bannedUntil = this.#connection?.governor.bannedUntil;
     if (tracked === undefined || this.#connection === undefined || this.#sync === undefined) {
-      return { symbol, state: 'unknown', rows: 0, newestOpenTime: undefined, newestAgeMs: undefined, confirmedAgeMs: undefined, repairingFrom: undefined, bannedUntil };
+      return {
+        symbol,
+        state: 'unknown',
+        rows: 0,
+        newestOpenTime: undefined,
+        newestAgeMs: undefined,
+        confirmedAgeMs: undefined,
+        repairingFrom: undefined,
+        bannedUntil,
+      };
     }
     const now = this.#connection.clock.now();
     const newest = tracked.ring.newestOpenTime;
@@ -287,7 +315,17 @@ export class CandleServer {
         bannedUntil: governor?.bannedUntil,
       },
       requests: new Map(this.#connection?.requests ?? []),
-      sync: { ...(this.#sync?.stats ?? { streamUpdates: 0, restUpdates: 0, gapsFound: 0, gapsRepaired: 0, sweeps: 0, sweepRequests: 0, overdueFetches: 0 }) },
+      sync: {
+        ...(this.#sync?.stats ?? {
+          streamUpdates: 0,
+          restUpdates: 0,
+          gapsFound: 0,
+          gapsRepaired: 0,
+          sweeps: 0,
+          sweepRequests: 0,
+          overdueFetches: 0,
+        }),
+      },
       streams:
         streams === undefined
           ? undefined
@@ -352,7 +390,11 @@ export class CandleServer {
     const symbols = await universe.start(signal);
     this.#logger.info({ count: symbols.length }, `universe: ${symbols.length} symbols`);
 
-    const dailyScheduler = new DailyScheduler({ connection, symbols: () => universe.current(), logger: this.#options.logger ?? silentLogger() });
+    const dailyScheduler = new DailyScheduler({
+      connection,
+      symbols: () => universe.current(),
+      logger: this.#options.logger ?? silentLogger(),
+    });
     this.#dailyScheduler = dailyScheduler;
     if (rule.LOCAL_CANDLE_DAYS > 0) await dailyScheduler.backfillRecent(signal);
 
@@ -400,7 +442,10 @@ export class CandleServer {
     while (Date.now() < deadline && symbols.some((s) => !sync.isStreamSettled(s))) await sleep(50, this.#stopping.signal, 'stream start');
     const waiting = symbols.filter((s) => !sync.isStreamSettled(s));
     if (waiting.length > 0) {
-      this.#logger.warn({ count: waiting.length, symbols: waiting.slice(0, 20) }, `no stream update yet for ${waiting.length} symbols; the sweep keeps them current`);
+      this.#logger.warn(
+        { count: waiting.length, symbols: waiting.slice(0, 20) },
+        `no stream update yet for ${waiting.length} symbols; the sweep keeps them current`,
+      );
     }
   }
 
@@ -450,7 +495,12 @@ export class CandleServer {
         });
         break;
       case 'reconnect':
-        this.#events.emit('reconnect', { connection: event.connection, attempt: event.attempt, delayMs: event.delayMs, symbols: event.symbols });
+        this.#events.emit('reconnect', {
+          connection: event.connection,
+          attempt: event.attempt,
+          delayMs: event.delayMs,
+          symbols: event.symbols,
+        });
         break;
       default:
         break;
@@ -513,7 +563,10 @@ export class CandleServer {
         const written = await writeSnapshot(this.rule.CACHE_DIR, this.#map, { market: this.market, bar: this.rule.BAR });
         const durationMs = performance.now() - startedAt;
         this.#snapshotStats = { written: this.#snapshotStats.written + 1, lastDurationMs: durationMs, lastFile: written.file };
-        this.#logger.info({ file: written.file, symbols: written.symbols, bytes: written.bytes, durationMs: Math.round(durationMs) }, 'snapshot written');
+        this.#logger.info(
+          { file: written.file, symbols: written.symbols, bytes: written.bytes, durationMs: Math.round(durationMs) },
+          'snapshot written',
+        );
       } finally {
         this.#snapshotting = undefined;
       }
@@ -546,6 +599,12 @@ export class CandleServer {
 
 /** Failures that waiting can cure: the network, time-outs, garbled replies, 5xx, 429/418 and bans. */
 function isTransient(error: unknown): boolean {
-  if (error instanceof NetworkError || error instanceof TimeoutError || error instanceof MalformedResponseError || error instanceof BannedError) return true;
+  if (
+    error instanceof NetworkError ||
+    error instanceof TimeoutError ||
+    error instanceof MalformedResponseError ||
+    error instanceof BannedError
+  )
+    return true;
   return error instanceof ExchangeError && (error.status >= 500 || error.status === 429 || error.status === 418);
 }

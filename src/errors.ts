@@ -44,11 +44,7 @@ export class ExchangeError extends CandleServerError {
   ) {
     const detail =
       init.binanceCode === undefined ? '' : ` code ${init.binanceCode}${init.binanceMessage ? ` "${init.binanceMessage}"` : ''}`;
-    super(
-      options?.code ?? 'EXCHANGE_ERROR',
-      `${init.market} ${init.endpoint} answered HTTP ${init.status}${detail}`,
-      options,
-    );
+    super(options?.code ?? 'EXCHANGE_ERROR', `${init.market} ${init.endpoint} answered HTTP ${init.status}${detail}`, options);
     this.status = init.status;
     this.binanceCode = init.binanceCode;
     this.binanceMessage = init.binanceMessage;

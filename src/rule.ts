@@ -34,14 +34,7 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ConfigError, type ConfigIssue } from './errors.js';
-import {
-  DEFAULT_ARCHIVE_BASE_URL,
-  INTERVALS,
-  MARKETS,
-  MARKET_TYPES,
-  isMarketType,
-  type MarketType,
-} from './binance/markets.js';
+import { DEFAULT_ARCHIVE_BASE_URL, INTERVALS, MARKETS, MARKET_TYPES, isMarketType, type MarketType } from './binance/markets.js';
 import { SYMBOL_EXPECTED, isSymbol, upperCaseHint } from './binance/symbols.js';
 
 /** The largest LENGTH accepted: 100 000 candles are 9.6 MB of float64 per symbol. */
@@ -94,11 +87,14 @@ function ruleSchema(market: MarketType) {
     BAR: z
       .enum(INTERVALS)
       .refine((bar) => intervals.includes(bar), {
-        error: (issue) =>
-          `${String(issue.input)} is offered on SPOT only; expected one of ${intervals.join(', ')} on ${market}`,
+        error: (issue) => `${String(issue.input)} is offered on SPOT only; expected one of ${intervals.join(', ')} on ${market}`,
       })
       .default('1m'),
-    TIMEZONE: z.string().refine(isTimeZone, { error: expectedFor('TIMEZONE', market) ?? '' }).transform(canonicalTimeZoneCase).default('America/New_York'),
+    TIMEZONE: z
+      .string()
+      .refine(isTimeZone, { error: expectedFor('TIMEZONE', market) ?? '' })
+      .transform(canonicalTimeZoneCase)
+      .default('America/New_York'),
     CANDLE_DIR: z.string().min(1).default('./candles'),
     DOWNLOAD_TIME: z.string().regex(DOWNLOAD_TIME_PATTERN).nullable().default('00:10:00'),
     LENGTH: z.number().int().min(1).max(MAX_LENGTH).default(2880),
@@ -113,8 +109,14 @@ function ruleSchema(market: MarketType) {
     UPDATE_MODE: z.enum(UPDATE_MODES).default('websocket'),
     LOG_LEVEL: z.enum(LOG_LEVELS).default('info'),
     SYMBOLS_REFRESH_SECONDS: z.number().gt(0).max(86_400).default(900),
-    UM_CONTRACT_TYPES: z.array(z.string().regex(CONTRACT_TYPE_PATTERN)).min(1).default([...DEFAULT_UM_CONTRACT_TYPES]),
-    HTTP_HOST: z.string().refine((host) => isIP(host) !== 0 || HOST_NAME_PATTERN.test(host)).default('127.0.0.1'),
+    UM_CONTRACT_TYPES: z
+      .array(z.string().regex(CONTRACT_TYPE_PATTERN))
+      .min(1)
+      .default([...DEFAULT_UM_CONTRACT_TYPES]),
+    HTTP_HOST: z
+      .string()
+      .refine((host) => isIP(host) !== 0 || HOST_NAME_PATTERN.test(host))
+      .default('127.0.0.1'),
     HTTP_PORT: z.number().int().min(0).max(65_535).nullable().default(null),
   });
 }
@@ -325,9 +327,7 @@ export function resolveEndpoints(rule: Pick<CandleRule, 'MARKET' | 'REST_BASE_UR
  * downloadTimeOf({ DOWNLOAD_TIME: '00:10' }); // { hours: 0, minutes: 10, seconds: 0 }
  * ```
  */
-export function downloadTimeOf(
-  rule: Pick<CandleRule, 'DOWNLOAD_TIME'>,
-): { hours: number; minutes: number; seconds: number } | undefined {
+export function downloadTimeOf(rule: Pick<CandleRule, 'DOWNLOAD_TIME'>): { hours: number; minutes: number; seconds: number } | undefined {
   if (rule.DOWNLOAD_TIME === null) return undefined;
   const match = DOWNLOAD_TIME_PATTERN.exec(rule.DOWNLOAD_TIME);
   if (match === null) return undefined;
@@ -344,12 +344,7 @@ export function downloadTimeOf(
  */
 export const DEFAULT_RULE: CandleRule = parseCandleRule({}, 'default CandleRule');
 
-function validate(
-  input: unknown,
-  source: string,
-  origins: ReadonlyMap<string, string>,
-  earlier: readonly ConfigIssue[] = [],
-): CandleRule {
+function validate(input: unknown, source: string, origins: ReadonlyMap<string, string>, earlier: readonly ConfigIssue[] = []): CandleRule {
   const raw = typeof input === 'object' && input !== null && !Array.isArray(input) ? (input as Record<string, unknown>) : undefined;
   const market: MarketType = isMarketType(raw?.MARKET) ? raw.MARKET : 'SPOT';
   const schema = SCHEMAS.get(market) ?? ruleSchema(market);
@@ -426,14 +421,17 @@ function symbolFragment() {
 function urlSchema(protocols: readonly string[], key: string) {
   return z
     .string()
-    .refine((value) => {
-      try {
-        const url = new URL(value);
-        return protocols.includes(url.protocol) && url.search === '' && url.hash === '';
-      } catch {
-        return false;
-      }
-    }, { error: expectedFor(key, 'SPOT') ?? '' })
+    .refine(
+      (value) => {
+        try {
+          const url = new URL(value);
+          return protocols.includes(url.protocol) && url.search === '' && url.hash === '';
+        } catch {
+          return false;
+        }
+      },
+      { error: expectedFor(key, 'SPOT') ?? '' },
+    )
     .transform((value) => value.replace(/\/+$/, ''));
 }
 
@@ -586,7 +584,9 @@ async function readRuleFile(file: string): Promise<Record<string, unknown>> {
     );
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new ConfigError(`CandleRule file ${file}`, [{ path: '', received: parsed, message: 'expected a JSON object of CandleRule fields' }]);
+    throw new ConfigError(`CandleRule file ${file}`, [
+      { path: '', received: parsed, message: 'expected a JSON object of CandleRule fields' },
+    ]);
   }
   return parsed as Record<string, unknown>;
 }

@@ -160,7 +160,8 @@ export function printTable(rows: ReadonlyArray<ReadonlyArray<string | number>>):
   const cells = rows.map((row) => row.map((cell) => (typeof cell === 'number' ? formatNumber(cell) : cell)));
   const widths: number[] = [];
   for (const row of cells) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
-  for (const row of cells) console.log(row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join('  '));
+  for (const row of cells)
+    console.log(row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i] ?? 0) : cell.padStart(widths[i] ?? 0))).join('  '));
 }
 
 /**
@@ -174,7 +175,8 @@ export function printTable(rows: ReadonlyArray<ReadonlyArray<string | number>>):
 export function formatNumber(value: number): string {
   if (!Number.isFinite(value)) return String(value);
   if (Number.isInteger(value)) return String(value);
-  const digits = Math.abs(value) >= 100 ? 0 : Math.abs(value) >= 10 ? 1 : Math.abs(value) >= 1 ? 2 : 3 - Math.floor(Math.log10(Math.abs(value) || 1));
+  const digits =
+    Math.abs(value) >= 100 ? 0 : Math.abs(value) >= 10 ? 1 : Math.abs(value) >= 1 ? 2 : 3 - Math.floor(Math.log10(Math.abs(value) || 1));
   return value.toFixed(Math.min(6, Math.max(0, digits)));
 }
 
@@ -192,7 +194,14 @@ export async function writeResults(name: string, data: unknown): Promise<string>
   await mkdir(RESULTS_DIR, { recursive: true });
   const file = `${RESULTS_DIR}${name}.json`;
   const { availableParallelism } = await import('node:os');
-  const record = { name, date: new Date().toISOString(), node: process.version, cpus: availableParallelism(), argv: process.argv.slice(2), data };
+  const record = {
+    name,
+    date: new Date().toISOString(),
+    node: process.version,
+    cpus: availableParallelism(),
+    argv: process.argv.slice(2),
+    data,
+  };
   await writeFile(file, `${JSON.stringify(record, null, 2)}\n`);
   return file;
 }

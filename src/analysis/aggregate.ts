@@ -152,7 +152,9 @@ export function canAggregate(fromBar: Interval, toPeriod: Interval): boolean {
 
 function assertAggregatable(fromBar: Interval, toPeriod: Interval): void {
   if (!canAggregate(fromBar, toPeriod)) {
-    throw new InvalidArgumentError(`cannot aggregate ${fromBar} candles into ${toPeriod}: expected a period that is a whole multiple of ${fromBar} on the same boundaries`);
+    throw new InvalidArgumentError(
+      `cannot aggregate ${fromBar} candles into ${toPeriod}: expected a period that is a whole multiple of ${fromBar} on the same boundaries`,
+    );
   }
 }
 
@@ -195,7 +197,18 @@ class BarBuilder {
     this.#period = period;
   }
 
-  add(openTime: number, open: number, high: number, low: number, close: number, volume: number, quoteVolume: number, trades: number, takerBuyBase: number, takerBuyQuote: number): void {
+  add(
+    openTime: number,
+    open: number,
+    high: number,
+    low: number,
+    close: number,
+    volume: number,
+    quoteVolume: number,
+    trades: number,
+    takerBuyBase: number,
+    takerBuyQuote: number,
+  ): void {
     if (!(openTime > this.#lastCandle)) {
       throw new InvalidArgumentError(`candle open times must strictly increase: got ${openTime} after ${this.#lastCandle}`);
     }

@@ -29,7 +29,19 @@ const UTC_DATE_PATTERN = /^(\d{4})-(\d{2})-(\d{2})$/;
 
 /** Intervals that have daily archive files (longer bars only have monthly files). */
 export const ARCHIVE_DAILY_INTERVALS: readonly Interval[] = [
-  '1s', '1m', '3m', '5m', '15m', '30m', '1h', '2h', '4h', '6h', '8h', '12h', '1d',
+  '1s',
+  '1m',
+  '3m',
+  '5m',
+  '15m',
+  '30m',
+  '1h',
+  '2h',
+  '4h',
+  '6h',
+  '8h',
+  '12h',
+  '1d',
 ];
 
 // Timestamps above this are microseconds (spot archives since 2025-01-01); milliseconds stay
@@ -136,11 +148,17 @@ export function parseChecksumFile(text: string): ArchiveChecksum {
 export function verifyArchive(zipBytes: Uint8Array, checksumText: string, expectedName: string): void {
   const checksum = parseChecksumFile(checksumText);
   if (checksum.fileName !== expectedName) {
-    throw new CorruptFileError(expectedName, `the checksum file names ${JSON.stringify(checksum.fileName)}, expected ${JSON.stringify(expectedName)}`);
+    throw new CorruptFileError(
+      expectedName,
+      `the checksum file names ${JSON.stringify(checksum.fileName)}, expected ${JSON.stringify(expectedName)}`,
+    );
   }
   const actual = createHash('sha256').update(zipBytes).digest('hex');
   if (actual !== checksum.sha256) {
-    throw new CorruptFileError(expectedName, `sha256 is ${actual}, the checksum file says ${checksum.sha256} (${zipBytes.byteLength} bytes received)`);
+    throw new CorruptFileError(
+      expectedName,
+      `sha256 is ${actual}, the checksum file says ${checksum.sha256} (${zipBytes.byteLength} bytes received)`,
+    );
   }
 }
 

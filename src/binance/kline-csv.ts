@@ -51,7 +51,10 @@ export function formatKlineCsv(rows: readonly RawKline[]): string {
 export function parseKlineCsv(text: string, file: string): RawKline[] {
   const lines = text.split('\n');
   if (lines[0] !== KLINE_CSV_HEADER) {
-    throw new CorruptFileError(file, `line 1 is ${JSON.stringify(lines[0]?.slice(0, 120))}, expected the header ${JSON.stringify(KLINE_CSV_HEADER)}`);
+    throw new CorruptFileError(
+      file,
+      `line 1 is ${JSON.stringify(lines[0]?.slice(0, 120))}, expected the header ${JSON.stringify(KLINE_CSV_HEADER)}`,
+    );
   }
   if (lines[lines.length - 1] !== '') {
     throw new CorruptFileError(file, `line ${lines.length} has no line end: the file is truncated`);
@@ -73,10 +76,18 @@ export function parseKlineCsv(text: string, file: string): RawKline[] {
  * parseKlineCsvRow('1706072400000,1.0,...,0', 'BTCUSDT.csv', 2);
  * ```
  */
-export function parseKlineCsvRow(line: string, file: string, lineNumber: number, transformTime: (time: number) => number = (t) => t): RawKline {
+export function parseKlineCsvRow(
+  line: string,
+  file: string,
+  lineNumber: number,
+  transformTime: (time: number) => number = (t) => t,
+): RawKline {
   const fields = line.split(',');
   if (fields.length !== KLINE_WIDTH) {
-    throw new CorruptFileError(file, `line ${lineNumber} has ${fields.length} values, expected ${KLINE_WIDTH}: ${JSON.stringify(line.slice(0, 120))}`);
+    throw new CorruptFileError(
+      file,
+      `line ${lineNumber} has ${fields.length} values, expected ${KLINE_WIDTH}: ${JSON.stringify(line.slice(0, 120))}`,
+    );
   }
   const row = fields as unknown[];
   for (const index of [0, 6, 8] as const) {

@@ -18,9 +18,7 @@ export type MarketType = (typeof MARKET_TYPES)[number];
 export type BudgetGroup = 'spot' | 'futures';
 
 /** Every kline interval Binance offers on some market. */
-export const INTERVALS = [
-  '1s', '1m', '3m', '5m', '15m', '30m', '1h', '2h', '4h', '6h', '8h', '12h', '1d', '3d', '1w', '1M',
-] as const;
+export const INTERVALS = ['1s', '1m', '3m', '5m', '15m', '30m', '1h', '2h', '4h', '6h', '8h', '12h', '1d', '3d', '1w', '1M'] as const;
 export type Interval = (typeof INTERVALS)[number];
 
 /** How one market looks from the outside. */

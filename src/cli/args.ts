@@ -74,7 +74,10 @@ export function parseCommand(spec: CommandSpec, argv: readonly string[]): Parsed
   const isHelp = parsed.values.help === true;
   const max = spec.maxPositionals ?? 0;
   if (!isHelp && parsed.positionals.length > max) {
-    const extra = parsed.positionals.slice(max).map((p) => JSON.stringify(p)).join(' ');
+    const extra = parsed.positionals
+      .slice(max)
+      .map((p) => JSON.stringify(p))
+      .join(' ');
     throw usageError(spec, `unexpected argument ${extra}; expected ${max === 0 ? 'options only' : `at most ${max}`}`);
   }
   return { values: parsed.values, positionals: parsed.positionals, isHelp };

@@ -145,7 +145,9 @@ export async function inspectSnapshot(path: string, options: Omit<InspectOptions
   const names = loaded.map.symbols().sort();
   if (only !== undefined && !loaded.map.has(only)) {
     const listed = names.length > 10 ? `${names.slice(0, 10).join(', ')}, ...` : names.join(', ');
-    throw new InvalidArgumentError(`symbol ${only} is not in ${path}; it holds ${names.length} symbols${listed === '' ? '' : ` (${listed})`}`);
+    throw new InvalidArgumentError(
+      `symbol ${only} is not in ${path}; it holds ${names.length} symbols${listed === '' ? '' : ` (${listed})`}`,
+    );
   }
   const symbols: InspectedSymbol[] = [];
   for (const symbol of only === undefined ? names : [only]) {
@@ -192,7 +194,10 @@ export async function inspectSnapshot(path: string, options: Omit<InspectOptions
  * const { verification, gaps } = await inspectDailyFile('candles/UM-AmericaNew_York-1m/2024-01/2024-01-24/BTCUSDT.csv');
  * ```
  */
-export async function inspectDailyFile(path: string, options: Omit<InspectOptions, 'format' | 'symbol'> = {}): Promise<DailyFileInspection> {
+export async function inspectDailyFile(
+  path: string,
+  options: Omit<InspectOptions, 'format' | 'symbol'> = {},
+): Promise<DailyFileInspection> {
   const shown = rowsOption(options.rows, DEFAULT_ROWS);
   const rows = await readDailyFile(path);
   if (rows === undefined) throw missingFile(path);
@@ -200,7 +205,15 @@ export async function inspectDailyFile(path: string, options: Omit<InspectOption
   const first = rows[0]?.[0] ?? null;
   const last = rows[rows.length - 1]?.[0] ?? null;
   const candles = rows.slice(Math.max(0, rows.length - shown));
-  const common = { kind: 'daily', file: path, rows: rows.length, firstOpenTime: first, lastOpenTime: last, columns: KLINE_COLUMNS, candles } as const;
+  const common = {
+    kind: 'daily',
+    file: path,
+    rows: rows.length,
+    firstOpenTime: first,
+    lastOpenTime: last,
+    columns: KLINE_COLUMNS,
+    candles,
+  } as const;
   if (place === undefined) {
     const bar = inferBar(rows);
     return {
@@ -212,7 +225,10 @@ export async function inspectDailyFile(path: string, options: Omit<InspectOption
       symbol: null,
       expected: null,
       gaps: bar === undefined ? [] : missingBetween(rows, bar).map((gap) => ({ ...gap, recorded: false })),
-      verification: { status: 'unknown', problem: `${path} is not in the daily layout ({MARKET}-{zone}-{BAR}/{YYYY-MM}/{YYYY-MM-DD}/{SYMBOL}.csv): it cannot be checked against its day` },
+      verification: {
+        status: 'unknown',
+        problem: `${path} is not in the daily layout ({MARKET}-{zone}-{BAR}/{YYYY-MM}/{YYYY-MM-DD}/{SYMBOL}.csv): it cannot be checked against its day`,
+      },
     };
   }
   const report = await verifyDailyFile(path, place);
@@ -226,7 +242,10 @@ export async function inspectDailyFile(path: string, options: Omit<InspectOption
   }
   // Computed from the rows, not taken from the report: a corrupt report lists the whole day.
   const present = new Set(rows.map((row) => row[0]));
-  const missing = gapsOf(expectedOpenTimes(place.day, place.timezone, place.bar).filter((t) => !present.has(t)), place.bar);
+  const missing = gapsOf(
+    expectedOpenTimes(place.day, place.timezone, place.bar).filter((t) => !present.has(t)),
+    place.bar,
+  );
   const problem = [report.problem, manifestProblem].filter((p) => p !== undefined).join('; ');
   return {
     ...common,
@@ -292,8 +311,10 @@ async function readSnapshotHeader(path: string): Promise<{ market: MarketType; b
     throw new CorruptFileError(path, 'does not start with a readable snapshot header', { cause: error });
   }
   const header = (typeof first === 'object' && first !== null ? first : {}) as { market?: unknown; bar?: unknown; length?: unknown };
-  if (!isMarketType(header.market)) throw new CorruptFileError(path, `header market is ${JSON.stringify(header.market)}, expected SPOT, UM or CM`);
-  if (!isInterval(header.bar)) throw new CorruptFileError(path, `header bar is ${JSON.stringify(header.bar)}, expected a Binance kline interval`);
+  if (!isMarketType(header.market))
+    throw new CorruptFileError(path, `header market is ${JSON.stringify(header.market)}, expected SPOT, UM or CM`);
+  if (!isInterval(header.bar))
+    throw new CorruptFileError(path, `header bar is ${JSON.stringify(header.bar)}, expected a Binance kline interval`);
   // An invalid length is reported by loadSnapshot with the other header checks.
   const length = typeof header.length === 'number' && Number.isSafeInteger(header.length) && header.length > 0 ? header.length : 1;
   return { market: header.market, bar: header.bar, length };
@@ -349,7 +370,8 @@ function missingBetween(rows: readonly RawKline[], bar: Interval): CandleGap[] {
 
 function rowsOption(rows: number | undefined, fallback: number): number {
   if (rows === undefined) return fallback;
-  if (!Number.isSafeInteger(rows) || rows < 0) throw new InvalidArgumentError(`rows ${String(rows)} is invalid; expected a whole number of candles, 0 or more`);
+  if (!Number.isSafeInteger(rows) || rows < 0)
+    throw new InvalidArgumentError(`rows ${String(rows)} is invalid; expected a whole number of candles, 0 or more`);
   return rows;
 }
 
@@ -378,7 +400,14 @@ function textTable(headers: readonly string[], rows: ReadonlyArray<ReadonlyArray
       .map((value, i) => (isNumeric || typeof raw[i] === 'number' ? value.padStart(widths[i] ?? 0) : value.padEnd(widths[i] ?? 0)))
       .join('  ')
       .trimEnd();
-  return [line(headers, []), line(widths.map((w) => '-'.repeat(w)), []), ...cells.map((row, r) => line(row, rows[r] ?? []))];
+  return [
+    line(headers, []),
+    line(
+      widths.map((w) => '-'.repeat(w)),
+      [],
+    ),
+    ...cells.map((row, r) => line(row, rows[r] ?? [])),
+  ];
 }
 
 function candleTable(rows: ReadonlyArray<ReadonlyArray<string | number>>): string[] {
@@ -398,7 +427,14 @@ function snapshotTable(report: SnapshotInspection): string {
     '',
     ...textTable(
       ['symbol', 'rows', 'first open', 'last open', 'coverage', 'gaps'],
-      report.symbols.map((s) => [s.symbol, s.rows, iso(s.firstOpenTime), iso(s.lastOpenTime), `${s.coveragePercent.toFixed(2)}%`, gapText(s.gaps)]),
+      report.symbols.map((s) => [
+        s.symbol,
+        s.rows,
+        iso(s.firstOpenTime),
+        iso(s.lastOpenTime),
+        `${s.coveragePercent.toFixed(2)}%`,
+        gapText(s.gaps),
+      ]),
     ),
   ];
   for (const s of report.symbols) {
@@ -411,7 +447,8 @@ function snapshotTable(report: SnapshotInspection): string {
 }
 
 function dailyTable(report: DailyFileInspection): string {
-  const expected = report.expected === null ? 'expected unknown' : `of ${report.expected} expected (${percent(report.rows, report.expected).toFixed(2)}%)`;
+  const expected =
+    report.expected === null ? 'expected unknown' : `of ${report.expected} expected (${percent(report.rows, report.expected).toFixed(2)}%)`;
   const lines = [
     `daily file  ${report.file}`,
     `market ${report.market ?? '?'}  timezone ${report.timezone ?? '?'}  bar ${report.bar ?? '?'}  day ${report.day ?? '?'}  symbol ${report.symbol ?? '?'}`,
@@ -449,14 +486,35 @@ function snapshotCsv(report: SnapshotInspection): string {
       missingCandles(s.gaps),
     ]),
   );
-  const gaps = csvTable(['symbol', 'from', 'to', 'candles'], report.symbols.flatMap((s) => s.gaps.map((g) => [s.symbol, g.from, g.to, g.candles])));
-  const candles = csvTable(['symbol', ...KLINE_COLUMNS], report.symbols.flatMap((s) => s.candles.map((row) => [s.symbol, ...row])));
+  const gaps = csvTable(
+    ['symbol', 'from', 'to', 'candles'],
+    report.symbols.flatMap((s) => s.gaps.map((g) => [s.symbol, g.from, g.to, g.candles])),
+  );
+  const candles = csvTable(
+    ['symbol', ...KLINE_COLUMNS],
+    report.symbols.flatMap((s) => s.candles.map((row) => [s.symbol, ...row])),
+  );
   return `${summary}\n\n${gaps}\n\n${candles}\n`;
 }
 
 function dailyCsv(report: DailyFileInspection): string {
   const summary = csvTable(
-    ['file', 'market', 'timezone', 'bar', 'day', 'symbol', 'rows', 'expected', 'first_open_time', 'last_open_time', 'gaps', 'missing_candles', 'verification', 'problem'],
+    [
+      'file',
+      'market',
+      'timezone',
+      'bar',
+      'day',
+      'symbol',
+      'rows',
+      'expected',
+      'first_open_time',
+      'last_open_time',
+      'gaps',
+      'missing_candles',
+      'verification',
+      'problem',
+    ],
     [
       [
         report.file,
@@ -476,7 +534,10 @@ function dailyCsv(report: DailyFileInspection): string {
       ],
     ],
   );
-  const gaps = csvTable(['from', 'to', 'candles', 'recorded'], report.gaps.map((g) => [g.from, g.to, g.candles, String(g.recorded)]));
+  const gaps = csvTable(
+    ['from', 'to', 'candles', 'recorded'],
+    report.gaps.map((g) => [g.from, g.to, g.candles, String(g.recorded)]),
+  );
   const candles = csvTable(KLINE_COLUMNS, report.candles);
   return `${summary}\n\n${gaps}\n\n${candles}\n`;
 }

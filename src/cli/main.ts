@@ -20,10 +20,28 @@ import { createCliLogger } from './logger.js';
 
 // Each command's module is loaded only when it runs: `--help` and `inspect` stay quick to start.
 const COMMANDS: ReadonlyMap<string, { summary: string; load: () => Promise<CommandRunner> }> = new Map([
-  ['start', { summary: 'run the candle server (HTTP API when HTTP_PORT is set)', load: async () => (await import('./commands/start.js')).runStart }],
-  ['sim', { summary: 'run the simulated Binance exchange, for offline use and demos', load: async () => (await import('./commands/sim.js')).runSim }],
-  ['download', { summary: 'write the daily candle files of past days', load: async () => (await import('./commands/download.js')).runDownload }],
-  ['inspect', { summary: 'show a snapshot or a daily file as a table, CSV or JSON', load: async () => (await import('./commands/inspect.js')).runInspect }],
+  [
+    'start',
+    { summary: 'run the candle server (HTTP API when HTTP_PORT is set)', load: async () => (await import('./commands/start.js')).runStart },
+  ],
+  [
+    'sim',
+    {
+      summary: 'run the simulated Binance exchange, for offline use and demos',
+      load: async () => (await import('./commands/sim.js')).runSim,
+    },
+  ],
+  [
+    'download',
+    { summary: 'write the daily candle files of past days', load: async () => (await import('./commands/download.js')).runDownload },
+  ],
+  [
+    'inspect',
+    {
+      summary: 'show a snapshot or a daily file as a table, CSV or JSON',
+      load: async () => (await import('./commands/inspect.js')).runInspect,
+    },
+  ],
 ]);
 
 // Errors that mean "the input was wrong": exit 2 with one line, no stack.

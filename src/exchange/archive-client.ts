@@ -69,7 +69,12 @@ export class ArchiveClient {
    * The closed candles of one UTC day from its archive, or undefined when the archive is not
    * published (yet). Throws CorruptFileError when the archive keeps failing its checksum.
    */
-  async dailyKlines(symbol: string, interval: Interval, utcDate: string, options: { signal?: AbortSignal } = {}): Promise<RawKline[] | undefined> {
+  async dailyKlines(
+    symbol: string,
+    interval: Interval,
+    utcDate: string,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<RawKline[] | undefined> {
     const name = archiveFileName(symbol, interval, utcDate);
     const zipUrl = archiveUrl(this.baseUrl, this.market, symbol, interval, utcDate);
     const sumUrl = checksumUrl(this.baseUrl, this.market, symbol, interval, utcDate);

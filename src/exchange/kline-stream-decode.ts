@@ -142,12 +142,14 @@ export class KlineFrameDecoder {
     const frame = this.#frame;
     const { E: eventTime, s: symbol, k } = event;
     if (typeof eventTime !== 'number' || !Number.isFinite(eventTime)) return this.#malformed(`E must be a number, got ${quote(eventTime)}`);
-    if (typeof symbol !== 'string' || !SYMBOL_PATTERN.test(symbol)) return this.#malformed(`s must be a Binance symbol, got ${quote(symbol)}`);
+    if (typeof symbol !== 'string' || !SYMBOL_PATTERN.test(symbol))
+      return this.#malformed(`s must be a Binance symbol, got ${quote(symbol)}`);
     if (!isRecord(k)) return this.#malformed(`k of ${symbol} must be an object, got ${quote(k)}`);
     if (k['s'] !== symbol) return this.#malformed(`k.s ${quote(k['s'])} differs from s "${symbol}"`);
     if (k['i'] !== this.#interval) return this.#malformed(`k.i of ${symbol} is ${quote(k['i'])}, expected "${this.#interval}"`);
     const { t, T, n, x } = k;
-    if (!isCount(t) || !isCount(T) || T < t) return this.#malformed(`k.t and k.T of ${symbol} must be times with T >= t, got ${quote(t)} and ${quote(T)}`);
+    if (!isCount(t) || !isCount(T) || T < t)
+      return this.#malformed(`k.t and k.T of ${symbol} must be times with T >= t, got ${quote(t)} and ${quote(T)}`);
     if (!isCount(n)) return this.#malformed(`k.n of ${symbol} must be a trade count, got ${quote(n)}`);
     if (typeof x !== 'boolean') return this.#malformed(`k.x of ${symbol} must be a boolean, got ${quote(x)}`);
     const values = frame.values;

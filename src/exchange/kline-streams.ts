@@ -74,7 +74,13 @@ export type KlineHandler = (symbol: string, values: Float64Array, isClosed: bool
 export type StreamEvent =
   | { readonly type: 'interrupted'; readonly symbols: string[]; readonly since: number; readonly reason: string }
   | { readonly type: 'resumed'; readonly symbols: string[] }
-  | { readonly type: 'reconnect'; readonly connection: number; readonly attempt: number; readonly delayMs: number; readonly symbols: number }
+  | {
+      readonly type: 'reconnect';
+      readonly connection: number;
+      readonly attempt: number;
+      readonly delayMs: number;
+      readonly symbols: number;
+    }
   | { readonly type: 'rotated'; readonly connection: number; readonly reason: string }
   | { readonly type: 'serverShutdown'; readonly connection: number }
   | { readonly type: 'malformed'; readonly detail: string };
@@ -265,16 +271,28 @@ export class KlineStreams {
       throw new InvalidArgumentError(`KlineStreams market must be SPOT, UM or CM, got ${JSON.stringify(options.market)}`);
     }
     if (!spec.intervals.includes(options.interval)) {
-      throw new InvalidArgumentError(`KlineStreams interval ${JSON.stringify(options.interval)} is not offered on ${options.market}; expected one of ${spec.intervals.join(', ')}`);
+      throw new InvalidArgumentError(
+        `KlineStreams interval ${JSON.stringify(options.interval)} is not offered on ${options.market}; expected one of ${spec.intervals.join(', ')}`,
+      );
     }
     this.#market = options.market;
     this.#interval = options.interval;
     const base = (options.baseUrl ?? spec.wsBaseUrl).replace(/\/+$/, '');
-    if (!/^wss?:\/\//.test(base)) throw new InvalidArgumentError(`KlineStreams baseUrl must start with ws:// or wss://, got ${JSON.stringify(options.baseUrl)}`);
+    if (!/^wss?:\/\//.test(base))
+      throw new InvalidArgumentError(`KlineStreams baseUrl must start with ws:// or wss://, got ${JSON.stringify(options.baseUrl)}`);
     this.#url = `${base}${spec.wsRoutePrefix}/stream`;
-    this.#maxStreams = Math.floor(positiveOption('KlineStreams', 'maxStreamsPerConnection', options.maxStreamsPerConnection, spec.wsMaxStreamsPerConnection));
-    this.#maxIncoming = Math.floor(positiveOption('KlineStreams', 'maxIncomingPerSecond', options.maxIncomingPerSecond, spec.wsMaxIncomingPerSecond));
-    this.#staleAfterMs = positiveOption('KlineStreams', 'staleAfterMs', options.staleAfterMs, Math.max(MIN_STALE_AFTER_MS, 5 * spec.wsCadenceMs(options.interval)));
+    this.#maxStreams = Math.floor(
+      positiveOption('KlineStreams', 'maxStreamsPerConnection', options.maxStreamsPerConnection, spec.wsMaxStreamsPerConnection),
+    );
+    this.#maxIncoming = Math.floor(
+      positiveOption('KlineStreams', 'maxIncomingPerSecond', options.maxIncomingPerSecond, spec.wsMaxIncomingPerSecond),
+    );
+    this.#staleAfterMs = positiveOption(
+      'KlineStreams',
+      'staleAfterMs',
+      options.staleAfterMs,
+      Math.max(MIN_STALE_AFTER_MS, 5 * spec.wsCadenceMs(options.interval)),
+    );
     this.#rotateAfterMs = positiveOption('KlineStreams', 'rotateAfterMs', options.rotateAfterMs, DEFAULT_ROTATE_AFTER_MS);
     this.#backoff = {
       baseMs: positiveOption('KlineStreams', 'backoff.baseMs', options.backoff?.baseMs, 500),
@@ -540,7 +558,8 @@ export class KlineStreams {
         if (socket === socket.slot.primary) this.#rotate(socket.slot, 'serverShutdown');
         return;
       case 'reply':
-        if (frame.detail !== '') this.#warn('reply', { connection: socket.slot.id, id: frame.id, error: frame.detail }, 'the stream server refused a request');
+        if (frame.detail !== '')
+          this.#warn('reply', { connection: socket.slot.id, id: frame.id, error: frame.detail }, 'the stream server refused a request');
         return;
     }
     const state = this.#symbols.get(frame.symbol);

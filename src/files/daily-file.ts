@@ -238,7 +238,9 @@ export async function writeDailyFile(options: WriteDailyFileOptions): Promise<{ 
   const now = options.now ?? Date.now();
   const last = rows[rows.length - 1];
   if (last && last[6] >= now) {
-    throw new InvalidArgumentError(`cannot write ${where}: the last row (open time ${last[0]}) closes at ${last[6]}, not before now (${now}); only closed candles are written`);
+    throw new InvalidArgumentError(
+      `cannot write ${where}: the last row (open time ${last[0]}) closes at ${last[6]}, not before now (${now}); only closed candles are written`,
+    );
   }
   const expected = expectedOpenTimes(day, timezone, bar);
   const gapProblem = describeGapsProblem(gaps, rows, expected, bar);
@@ -320,7 +322,10 @@ export async function verifyDailyFile(path: string, key: DailyFileKey): Promise<
   if (rowProblem !== undefined) return corrupt(`${path}: ${rowProblem}`, rows.length);
 
   const present = new Set(rows.map((row) => row[0]));
-  const gaps = gapsOf(expectedTimes.filter((time) => !present.has(time)), bar);
+  const gaps = gapsOf(
+    expectedTimes.filter((time) => !present.has(time)),
+    bar,
+  );
   const entry = (await readManifestOrEmpty(dirname(path)))?.symbols[symbol];
   if (entry === undefined) {
     if (rows.length === expected) return { status: 'complete', rows: rows.length, expected, gaps };

@@ -129,14 +129,7 @@ export function dailyDayFolder(root: string, market: MarketType, timezone: strin
  * // '/data/UM-AmericaNew_York-1m/2024-01/2024-01-24/BTCUSDT.csv'
  * ```
  */
-export function dailyFilePath(
-  root: string,
-  market: MarketType,
-  timezone: string,
-  bar: Interval,
-  day: string,
-  symbol: string,
-): string {
+export function dailyFilePath(root: string, market: MarketType, timezone: string, bar: Interval, day: string, symbol: string): string {
   assertSymbol(symbol, 'symbol');
   const file = join(dailyDayFolder(root, market, timezone, bar, day), `${symbol}.csv`);
   assertInside(root, file);

@@ -234,11 +234,7 @@ export async function listSnapshots(dir: string, market: MarketType, bar: Interv
  * const { map, header } = await loadSnapshot(file, { market: 'UM', bar: '1m', length: 2880 });
  * ```
  */
-export async function loadSnapshot(
-  file: string,
-  expect: SnapshotExpectation,
-  options: LoadSnapshotOptions = {},
-): Promise<LoadedSnapshot> {
+export async function loadSnapshot(file: string, expect: SnapshotExpectation, options: LoadSnapshotOptions = {}): Promise<LoadedSnapshot> {
   const reader = new SnapshotReader(file, expect);
   let handle: FileHandle | undefined;
   try {

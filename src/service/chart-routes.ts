@@ -352,7 +352,12 @@ class ChartService {
       newestAgeMs: status.newestAgeMs ?? null,
       isStale: status.state !== 'fresh',
       securitySeconds: this.#securitySeconds,
-      weight: { used: stats.weight.used, budget: stats.weight.budget, limit: stats.weight.limit, bannedUntil: stats.weight.bannedUntil ?? null },
+      weight: {
+        used: stats.weight.used,
+        budget: stats.weight.budget,
+        limit: stats.weight.limit,
+        bannedUntil: stats.weight.bannedUntil ?? null,
+      },
       stream: {
         mode: server.rule.UPDATE_MODE,
         connections: stats.streams?.connections ?? 0,
@@ -456,7 +461,7 @@ function nullable(values: Float64Array): (number | null)[] {
 function parseLimit(text: string | undefined): number {
   if (text === undefined) return DEFAULT_LIMIT;
   const limit = INTEGER_TEXT.test(text) ? Number(text) : Number.NaN;
-  if (!(limit >= 1 && limit <= MAX_LIMIT)) throw new InvalidArgumentError(`limit ${JSON.stringify(text)} is invalid; expected an integer from 1 to ${MAX_LIMIT}`);
+  if (!(limit >= 1 && limit <= MAX_LIMIT))
+    throw new InvalidArgumentError(`limit ${JSON.stringify(text)} is invalid; expected an integer from 1 to ${MAX_LIMIT}`);
   return limit;
 }
-

@@ -111,7 +111,13 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
  * sendError(res, 400, 'interval "2m" is not a Binance interval; expected one of 1m, 5m, ...');
  * ```
  */
-export function sendError(res: ServerResponse, status: number, error: string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}): void {
+export function sendError(
+  res: ServerResponse,
+  status: number,
+  error: string,
+  extra: Record<string, unknown> = {},
+  headers: Record<string, string> = {},
+): void {
   sendJson(res, status, { error, ...extra }, headers);
 }
 
@@ -132,7 +138,11 @@ export async function startHttpApi(options: HttpApiOptions): Promise<HttpApi> {
   const httpServer = createServer((req, res) => void handler.handle(req, res, logger));
   await new Promise<void>((resolve, reject) => {
     const onError = (error: Error): void => {
-      reject(new CandleServerError('HTTP_LISTEN_FAILED', `the HTTP API cannot listen on ${host}:${options.port ?? 0}: ${error.message}`, { cause: error }));
+      reject(
+        new CandleServerError('HTTP_LISTEN_FAILED', `the HTTP API cannot listen on ${host}:${options.port ?? 0}: ${error.message}`, {
+          cause: error,
+        }),
+      );
     };
     httpServer.once('error', onError);
     httpServer.listen(options.port ?? 0, host, () => {
@@ -188,7 +198,10 @@ class ApiHandler {
   async handle(req: IncomingMessage, res: ServerResponse, logger: Logger): Promise<void> {
     const startedAt = performance.now();
     res.once('finish', () => {
-      logger.debug({ method: req.method, url: req.url, status: res.statusCode, ms: Math.round((performance.now() - startedAt) * 10) / 10 }, 'request');
+      logger.debug(
+        { method: req.method, url: req.url, status: res.statusCode, ms: Math.round((performance.now() - startedAt) * 10) / 10 },
+        'request',
+      );
     });
     try {
       let url: URL;
@@ -201,7 +214,13 @@ class ApiHandler {
       const route = this.#builtIn(url.pathname);
       if (route !== undefined) {
         if (req.method !== 'GET' && req.method !== 'HEAD') {
-          sendError(res, 405, `method ${String(req.method)} is not allowed on ${url.pathname}; expected GET or HEAD`, {}, { allow: ALLOWED });
+          sendError(
+            res,
+            405,
+            `method ${String(req.method)} is not allowed on ${url.pathname}; expected GET or HEAD`,
+            {},
+            { allow: ALLOWED },
+          );
           return;
         }
         this.#send(res, this.#answer(route, url));
@@ -266,7 +285,12 @@ class ApiHandler {
       const status = server.status(symbol, securitySeconds);
       counts[status.state] = (counts[status.state] ?? 0) + 1;
       if (status.state !== 'fresh' && reasons.length < this.#maxReasons) {
-        reasons.push({ symbol, state: status.state, newestAgeMs: status.newestAgeMs ?? null, confirmedAgeMs: status.confirmedAgeMs ?? null });
+        reasons.push({
+          symbol,
+          state: status.state,
+          newestAgeMs: status.newestAgeMs ?? null,
+          confirmedAgeMs: status.confirmedAgeMs ?? null,
+        });
       }
     }
     const notFresh = symbols.length - (counts.fresh ?? 0);
@@ -298,7 +322,13 @@ class ApiHandler {
     const server = this.#server;
     const symbols = server.symbols().map((symbol) => {
       const status = server.status(symbol, securitySeconds);
-      return { symbol, state: status.state, rows: status.rows, newestOpenTime: status.newestOpenTime ?? null, newestAgeMs: status.newestAgeMs ?? null };
+      return {
+        symbol,
+        state: status.state,
+        rows: status.rows,
+        newestOpenTime: status.newestOpenTime ?? null,
+        newestAgeMs: status.newestAgeMs ?? null,
+      };
     });
     return { status: 200, body: { market: server.market, bar: server.rule.BAR, securitySeconds, symbols } };
   }
@@ -317,7 +347,9 @@ class ApiHandler {
     try {
       decoded = decodeURIComponent(raw);
     } catch {
-      throw new InvalidArgumentError(`symbol ${JSON.stringify(raw)} is not valid percent-encoding; expected a Binance symbol (A-Z, 0-9, _)`);
+      throw new InvalidArgumentError(
+        `symbol ${JSON.stringify(raw)} is not valid percent-encoding; expected a Binance symbol (A-Z, 0-9, _)`,
+      );
     }
     const symbol = assertSymbol(decoded, 'symbol');
     const query = readQuery(url, ['limit', 'securitySeconds', 'format']);
@@ -325,11 +357,13 @@ class ApiHandler {
     let limit = length;
     if (limitText !== undefined) {
       limit = INTEGER_TEXT.test(limitText) ? Number(limitText) : Number.NaN;
-      if (!(limit >= 1 && limit <= length)) throw new InvalidArgumentError(`limit ${JSON.stringify(limitText)} is invalid; expected an integer from 1 to ${length} (LENGTH)`);
+      if (!(limit >= 1 && limit <= length))
+        throw new InvalidArgumentError(`limit ${JSON.stringify(limitText)} is invalid; expected an integer from 1 to ${length} (LENGTH)`);
     }
     const securitySeconds = parseSecuritySeconds(query.get('securitySeconds'));
     const format = query.get('format') ?? 'json';
-    if (format !== 'json' && format !== 'csv') throw new InvalidArgumentError(`format ${JSON.stringify(format)} is invalid; expected json or csv`);
+    if (format !== 'json' && format !== 'csv')
+      throw new InvalidArgumentError(`format ${JSON.stringify(format)} is invalid; expected json or csv`);
 
     // The view is read synchronously below, before anything can change the ring.
     const view = server.getCandleSecurity(symbol, securitySeconds);
@@ -338,7 +372,10 @@ class ApiHandler {
       if (status.state === 'unknown') {
         return {
           status: 404,
-          body: { error: `symbol ${symbol} is not followed by this ${server.market} server (${server.symbols().length} symbols; see GET /symbols)`, symbol },
+          body: {
+            error: `symbol ${symbol} is not followed by this ${server.market} server (${server.symbols().length} symbols; see GET /symbols)`,
+            symbol,
+          },
         };
       }
       return { status: 503, body: { error: 'stale', message: describeNotFresh(status, securitySeconds), status: jsonStatus(status) } };
@@ -372,7 +409,9 @@ export function readQuery(url: URL, allowed: readonly string[]): Map<string, str
   const values = new Map<string, string>();
   for (const [name, value] of url.searchParams) {
     if (!allowed.includes(name)) {
-      throw new InvalidArgumentError(`query parameter ${JSON.stringify(name)} is not known on ${url.pathname}; expected ${allowed.join(', ')}`);
+      throw new InvalidArgumentError(
+        `query parameter ${JSON.stringify(name)} is not known on ${url.pathname}; expected ${allowed.join(', ')}`,
+      );
     }
     if (values.has(name)) throw new InvalidArgumentError(`query parameter ${name} is given twice; expected it once`);
     values.set(name, value);
@@ -384,7 +423,9 @@ function parseSecuritySeconds(text: string | undefined): number {
   if (text === undefined) return DEFAULT_SECURITY_SECONDS;
   const value = NUMBER_TEXT.test(text) ? Number(text) : Number.NaN;
   if (!(value > 0 && Number.isFinite(value))) {
-    throw new InvalidArgumentError(`securitySeconds ${JSON.stringify(text)} is invalid; expected a positive number of seconds (default ${DEFAULT_SECURITY_SECONDS})`);
+    throw new InvalidArgumentError(
+      `securitySeconds ${JSON.stringify(text)} is invalid; expected a positive number of seconds (default ${DEFAULT_SECURITY_SECONDS})`,
+    );
   }
   return value;
 }

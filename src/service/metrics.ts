@@ -110,7 +110,8 @@ export function formatSampleValue(value: number): string {
 export function formatMetrics(families: readonly MetricFamily[]): string {
   const lines: string[] = [];
   for (const family of families) {
-    if (!METRIC_NAME.test(family.name)) throw new RangeError(`metric name ${JSON.stringify(family.name)} is invalid: expected [a-zA-Z_:][a-zA-Z0-9_:]*`);
+    if (!METRIC_NAME.test(family.name))
+      throw new RangeError(`metric name ${JSON.stringify(family.name)} is invalid: expected [a-zA-Z_:][a-zA-Z0-9_:]*`);
     lines.push(`# HELP ${family.name} ${family.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`);
     lines.push(`# TYPE ${family.name} ${family.type}`);
     if (family.type === 'histogram') {
@@ -131,7 +132,8 @@ export function formatMetrics(families: readonly MetricFamily[]): string {
 function sampleLine(name: string, labels: MetricLabels, value: number): string {
   const pairs: string[] = [];
   for (const [label, text] of Object.entries(labels)) {
-    if (!LABEL_NAME.test(label)) throw new RangeError(`label name ${JSON.stringify(label)} of ${name} is invalid: expected [a-zA-Z_][a-zA-Z0-9_]*`);
+    if (!LABEL_NAME.test(label))
+      throw new RangeError(`label name ${JSON.stringify(label)} of ${name} is invalid: expected [a-zA-Z_][a-zA-Z0-9_]*`);
     pairs.push(`${label}="${escapeLabelValue(text)}"`);
   }
   return `${name}${pairs.length === 0 ? '' : `{${pairs.join(',')}}`} ${formatSampleValue(value)}`;
@@ -264,7 +266,11 @@ export function collectMetrics(server: CandleServer, options: CollectMetricsOpti
     gauge('weight_limit', "The exchange's REQUEST_WEIGHT limit per minute.", stats.weight.limit),
     gauge('weight_queued', 'Requests waiting for weight budget.', stats.weight.queued),
     gauge('banned', '1 while an IP ban (HTTP 418) is in force, else 0.', bannedUntil === undefined ? 0 : 1),
-    gauge('ban_end_seconds', 'End of the IP ban in force, Unix time in seconds on the exchange clock (0 when none).', (bannedUntil ?? 0) / 1000),
+    gauge(
+      'ban_end_seconds',
+      'End of the IP ban in force, Unix time in seconds on the exchange clock (0 when none).',
+      (bannedUntil ?? 0) / 1000,
+    ),
     {
       name: 'candle_server_requests_total',
       help: 'REST requests to the exchange, by endpoint and HTTP status (0: no usable reply).',

@@ -129,7 +129,9 @@ export class ArchiveRoutes {
     const match = /^(\d{4})-(\d{2})(?:-(\d{2}))?$/.exec(period);
     if (match === null) return undefined;
     const label = interval === '1M' ? '1mo' : interval;
-    return this.#resolve(`${this.#prefix}${match[3] === undefined ? 'monthly' : 'daily'}/klines/${symbol}/${label}/${symbol}-${label}-${period}.zip`);
+    return this.#resolve(
+      `${this.#prefix}${match[3] === undefined ? 'monthly' : 'daily'}/klines/${symbol}/${label}/${symbol}-${label}-${period}.zip`,
+    );
   }
 
   #resolve(path: string): ArchiveFile | undefined {

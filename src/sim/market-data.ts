@@ -216,7 +216,12 @@ export function syntheticBar(
 }
 
 /** Formats a bar as Binance's 12-value kline row with the symbol's decimals. */
-export function formatBar(profile: Pick<SymbolProfile, 'priceDisplayDecimals' | 'qtyDisplayDecimals'>, openTime: number, nextOpen: number, bar: Bar): RawKline {
+export function formatBar(
+  profile: Pick<SymbolProfile, 'priceDisplayDecimals' | 'qtyDisplayDecimals'>,
+  openTime: number,
+  nextOpen: number,
+  bar: Bar,
+): RawKline {
   const p = profile.priceDisplayDecimals;
   const q = profile.qtyDisplayDecimals;
   return [

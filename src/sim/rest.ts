@@ -44,7 +44,8 @@ function fail(status: number, code: number, msg: string): BinanceFailure {
 }
 
 const missing = (name: string) => fail(400, -1102, `Mandatory parameter '${name}' was not sent, was empty/null, or malformed.`);
-const illegal = (name: string, range: string) => fail(400, -1100, `Illegal characters found in parameter '${name}'; legal range is '${range}'.`);
+const illegal = (name: string, range: string) =>
+  fail(400, -1100, `Illegal characters found in parameter '${name}'; legal range is '${range}'.`);
 const invalidValue = (name: string) => fail(400, -1130, `Data sent for parameter '${name}' is not valid.`);
 const INVALID_SYMBOL = fail(400, -1121, 'Invalid symbol.');
 
@@ -276,7 +277,9 @@ export class RestRoutes {
     return {
       body: {
         ...base,
-        ...(this.market === 'UM' ? { futuresType: 'U_MARGINED', assets: assets.map((asset) => ({ asset, marginAvailable: true, autoAssetExchange: null })) } : {}),
+        ...(this.market === 'UM'
+          ? { futuresType: 'U_MARGINED', assets: assets.map((asset) => ({ asset, marginAvailable: true, autoAssetExchange: null })) }
+          : {}),
         symbols: symbols.map((s) => this.#futuresSymbol(s)),
       },
     };
@@ -393,8 +396,18 @@ export class RestRoutes {
       underlyingSubType: [],
       triggerProtect: '0.0500',
       filters: [
-        { filterType: 'PRICE_FILTER', minPrice: decimalStep(pricePrecision, pricePrecision), maxPrice: '1000000', tickSize: decimalStep(pricePrecision, pricePrecision) },
-        { filterType: 'LOT_SIZE', minQty: decimalStep(quantityPrecision, quantityPrecision), maxQty: '1000000', stepSize: decimalStep(quantityPrecision, quantityPrecision) },
+        {
+          filterType: 'PRICE_FILTER',
+          minPrice: decimalStep(pricePrecision, pricePrecision),
+          maxPrice: '1000000',
+          tickSize: decimalStep(pricePrecision, pricePrecision),
+        },
+        {
+          filterType: 'LOT_SIZE',
+          minQty: decimalStep(quantityPrecision, quantityPrecision),
+          maxQty: '1000000',
+          stepSize: decimalStep(quantityPrecision, quantityPrecision),
+        },
       ],
       orderTypes: ['LIMIT', 'MARKET', 'STOP', 'STOP_MARKET', 'TAKE_PROFIT', 'TAKE_PROFIT_MARKET', 'TRAILING_STOP_MARKET'],
       timeInForce: ['GTC', 'IOC', 'FOK', 'GTX'],

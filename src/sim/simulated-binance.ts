@@ -26,7 +26,10 @@ import { MarketWorld, type SimSymbolInit } from './world.js';
 
 /** Stream server settings passed through to every market's `KlineStreamServer`. */
 export type SimStreamOptions = Partial<
-  Pick<KlineStreamServerOptions, 'cadenceMs' | 'maxStreamsPerConnection' | 'maxIncomingPerSecond' | 'pingIntervalMs' | 'pongTimeoutMs' | 'maxLifetimeMs' | 'logger'>
+  Pick<
+    KlineStreamServerOptions,
+    'cadenceMs' | 'maxStreamsPerConnection' | 'maxIncomingPerSecond' | 'pingIntervalMs' | 'pongTimeoutMs' | 'maxLifetimeMs' | 'logger'
+  >
 >;
 
 /** Options of `SimulatedBinance.start`. */

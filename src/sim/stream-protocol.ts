@@ -102,12 +102,20 @@ export function routeUpgradeUrl(url: string, market: MarketType, maxStreams: num
     isCombined = true;
     names = (parsed.searchParams.get('streams') ?? '').split('/');
   } else {
-    return { ok: false, status: 404, message: `no stream route at ${JSON.stringify(parsed.pathname)}; expected ${prefix}/ws/<stream> or ${prefix}/stream?streams=<a>/<b>` };
+    return {
+      ok: false,
+      status: 404,
+      message: `no stream route at ${JSON.stringify(parsed.pathname)}; expected ${prefix}/ws/<stream> or ${prefix}/stream?streams=<a>/<b>`,
+    };
   }
   const streams = [...new Set(names.filter((n) => n !== ''))];
   const invalid = streams.find((n) => parseStreamName(n, market) === undefined);
   if (invalid !== undefined) {
-    return { ok: false, status: 400, message: `invalid stream ${JSON.stringify(invalid)}; expected <lowercase symbol>@kline_<interval> with an interval of ${market}` };
+    return {
+      ok: false,
+      status: 400,
+      message: `invalid stream ${JSON.stringify(invalid)}; expected <lowercase symbol>@kline_<interval> with an interval of ${market}`,
+    };
   }
   if (streams.length > maxStreams) {
     return { ok: false, status: 400, message: `${streams.length} streams requested; at most ${maxStreams} per connection` };
@@ -173,7 +181,12 @@ export function parseControlMessage(text: string, market: MarketType): ControlMe
     return { kind: 'error', id: null, code: 3, msg: `Invalid JSON: ${reason}` };
   }
   if (typeof body !== 'object' || body === null || Array.isArray(body)) {
-    return { kind: 'error', id: null, code: 2, msg: `Invalid request: expected a JSON object, got ${Array.isArray(body) ? 'an array' : typeof body}` };
+    return {
+      kind: 'error',
+      id: null,
+      code: 2,
+      msg: `Invalid request: expected a JSON object, got ${Array.isArray(body) ? 'an array' : typeof body}`,
+    };
   }
   const request = body as Record<string, unknown>;
   const method = request['method'];
@@ -190,7 +203,12 @@ export function parseControlMessage(text: string, market: MarketType): ControlMe
   const id = parseId(request['id'], market);
   if (id === undefined) {
     const expected = market === 'SPOT' ? 'an integer, an alphanumeric string of at most 36 characters, or null' : 'an unsigned integer';
-    return { kind: 'error', id: null, code: 2, msg: `Invalid request: request ID must be ${expected}, got ${JSON.stringify(request['id']) ?? 'nothing'}` };
+    return {
+      kind: 'error',
+      id: null,
+      code: 2,
+      msg: `Invalid request: request ID must be ${expected}, got ${JSON.stringify(request['id']) ?? 'nothing'}`,
+    };
   }
   const params = request['params'];
   switch (known) {
@@ -199,7 +217,12 @@ export function parseControlMessage(text: string, market: MarketType): ControlMe
     case 'SUBSCRIBE':
     case 'UNSUBSCRIBE': {
       if (!Array.isArray(params) || !params.every((p): p is string => typeof p === 'string')) {
-        return { kind: 'error', id, code: 2, msg: `Invalid request: params must be an array of stream names, got ${JSON.stringify(params) ?? 'nothing'}` };
+        return {
+          kind: 'error',
+          id,
+          code: 2,
+          msg: `Invalid request: params must be an array of stream names, got ${JSON.stringify(params) ?? 'nothing'}`,
+        };
       }
       if (params.some((p) => parseStreamName(p, market) === undefined)) {
         return { kind: 'error', id, code: 2, msg: 'Invalid request: invalid stream' };

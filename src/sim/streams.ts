@@ -196,8 +196,13 @@ export class KlineStreamServer {
     this.#log = (options.logger ?? silentLogger()).child({ component: 'sim-streams', market: options.market });
     const cadenceMs = options.cadenceMs === undefined ? undefined : positiveOption('KlineStreamServer', 'cadenceMs', options.cadenceMs, 0);
     this.#cadenceOf = cadenceMs === undefined ? (interval) => spec.wsCadenceMs(interval) : () => cadenceMs;
-    this.#maxStreams = Math.floor(positiveOption('KlineStreamServer', 'maxStreamsPerConnection', options.maxStreamsPerConnection, spec.wsMaxStreamsPerConnection));
-    this.#maxIncoming = Math.max(1, Math.floor(positiveOption('KlineStreamServer', 'maxIncomingPerSecond', options.maxIncomingPerSecond, spec.wsMaxIncomingPerSecond)));
+    this.#maxStreams = Math.floor(
+      positiveOption('KlineStreamServer', 'maxStreamsPerConnection', options.maxStreamsPerConnection, spec.wsMaxStreamsPerConnection),
+    );
+    this.#maxIncoming = Math.max(
+      1,
+      Math.floor(positiveOption('KlineStreamServer', 'maxIncomingPerSecond', options.maxIncomingPerSecond, spec.wsMaxIncomingPerSecond)),
+    );
     this.#pingIntervalMs = positiveOption('KlineStreamServer', 'pingIntervalMs', options.pingIntervalMs, spec.wsPingIntervalMs);
     this.#pongTimeoutMs = positiveOption('KlineStreamServer', 'pongTimeoutMs', options.pongTimeoutMs, spec.wsPongTimeoutMs);
     this.#maxLifetimeMs = positiveOption('KlineStreamServer', 'maxLifetimeMs', options.maxLifetimeMs, spec.wsMaxLifetimeMs);

@@ -10,15 +10,7 @@ import type { RawKline } from '../binance/kline.js';
 import type { Interval, MarketType } from '../binance/markets.js';
 
 /** Trading status of a simulated symbol, in the market's own vocabulary. */
-export type SimSymbolStatus =
-  | 'TRADING'
-  | 'BREAK'
-  | 'HALT'
-  | 'END_OF_DAY'
-  | 'PENDING_TRADING'
-  | 'SETTLING'
-  | 'CLOSE'
-  | 'DELIVERING';
+export type SimSymbolStatus = 'TRADING' | 'BREAK' | 'HALT' | 'END_OF_DAY' | 'PENDING_TRADING' | 'SETTLING' | 'CLOSE' | 'DELIVERING';
 
 /** Fault switches shared by every part of the simulator. Tests flip them at run time. */
 export interface SimFaults {

@@ -227,9 +227,7 @@ export class CandleRing {
     for (let r = 0; r < total; r++) {
       const t = rows[r * W] as number;
       if (!Number.isSafeInteger(t) || t < 0 || (r > 0 && !(t > (rows[(r - 1) * W] as number)))) {
-        throw new InvalidArgumentError(
-          `candle row ${r} has open time ${t}: expected a non-negative integer above the previous row's`,
-        );
+        throw new InvalidArgumentError(`candle row ${r} has open time ${t}: expected a non-negative integer above the previous row's`);
       }
     }
     const keep = Math.min(total, this.length);
@@ -344,9 +342,7 @@ export class CandleRing {
       openTimeOfRow(row, `candle row ${j}`);
       writeRow(row, incoming, j * W);
     }
-    const order = Array.from({ length: m }, (_, j) => j).sort(
-      (a, b) => (incoming[a * W] as number) - (incoming[b * W] as number) || a - b,
-    );
+    const order = Array.from({ length: m }, (_, j) => j).sort((a, b) => (incoming[a * W] as number) - (incoming[b * W] as number) || a - b);
     const s = this.#state;
     const merged = new Float64Array((s.count + m) * W);
     // 1 where the merged row came from the batch, to count what the batch contributed.

@@ -117,7 +117,15 @@ const MAX_BOUNDARY_SLEEP_MS = 60_000;
 
 /** The candle synchronisation engine of one market. */
 export class CandleSync {
-  readonly stats: SyncStats = { streamUpdates: 0, restUpdates: 0, gapsFound: 0, gapsRepaired: 0, sweeps: 0, sweepRequests: 0, overdueFetches: 0 };
+  readonly stats: SyncStats = {
+    streamUpdates: 0,
+    restUpdates: 0,
+    gapsFound: 0,
+    gapsRepaired: 0,
+    sweeps: 0,
+    sweepRequests: 0,
+    overdueFetches: 0,
+  };
   readonly #rule: CandleRule;
   readonly #exchange: SyncExchange;
   readonly #map: CandleMap;
@@ -187,7 +195,17 @@ export class CandleSync {
     for (const symbol of symbols) {
       if (this.#tracked.has(symbol)) continue;
       const ring = this.#map.get(symbol) ?? this.#map.add(symbol);
-      this.#tracked.set(symbol, new TrackedSymbol({ symbol, ring, bar: this.#rule.BAR, clock: this.#clock, cadenceMs: this.#streamCadenceMs, events: this.#ruleEvents }));
+      this.#tracked.set(
+        symbol,
+        new TrackedSymbol({
+          symbol,
+          ring,
+          bar: this.#rule.BAR,
+          clock: this.#clock,
+          cadenceMs: this.#streamCadenceMs,
+          events: this.#ruleEvents,
+        }),
+      );
     }
     const signal = this.#signal(options.signal);
     let done = 0;
@@ -425,7 +443,10 @@ export class CandleSync {
       if (tracked.holeFrom === undefined && !this.#fetching.has(tracked.symbol) && tracked.isOverdue(now)) overdue.push(tracked);
     }
     if (overdue.length === 0) return;
-    this.#logger.info({ count: overdue.length, symbols: overdue.slice(0, 10).map((t) => t.symbol) }, 'closes overdue on the stream; fetching them over REST');
+    this.#logger.info(
+      { count: overdue.length, symbols: overdue.slice(0, 10).map((t) => t.symbol) },
+      'closes overdue on the stream; fetching them over REST',
+    );
     for (const tracked of overdue) this.#fetching.add(tracked.symbol);
     forEachConcurrently(overdue, CONCURRENCY, async (tracked) => {
       try {
@@ -433,7 +454,8 @@ export class CandleSync {
         await this.#catchUp(tracked, signal);
       } catch (error) {
         if (isStop(error, signal)) throw error;
-        if (!(error instanceof BannedError)) this.#logger.warn({ err: error, symbol: tracked.symbol }, 'fetching an overdue close failed; the sweep will retry');
+        if (!(error instanceof BannedError))
+          this.#logger.warn({ err: error, symbol: tracked.symbol }, 'fetching an overdue close failed; the sweep will retry');
       } finally {
         this.#fetching.delete(tracked.symbol);
       }
@@ -467,7 +489,10 @@ export class CandleSync {
     if (count > 0) this.#cursor = (this.#cursor + 1) % count;
     // Plan within the budget's share of one update interval: a big universe is covered over several sweeps.
     const spec = MARKETS[this.#rule.MARKET];
-    const allowance = Math.max(spec.klinesWeight(spec.klinesBestLimit), (governor.budget * SWEEP_BUDGET_SHARE * this.#rule.UPDATE_INTERVAL_SECONDS) / 60);
+    const allowance = Math.max(
+      spec.klinesWeight(spec.klinesBestLimit),
+      (governor.budget * SWEEP_BUDGET_SHARE * this.#rule.UPDATE_INTERVAL_SECONDS) / 60,
+    );
     await forEachConcurrently(planSweep(due, allowance), CONCURRENCY, async ({ tracked, kind }) => {
       if (!this.#tracked.has(tracked.symbol) || this.#fetching.has(tracked.symbol)) return;
       try {

@@ -129,16 +129,28 @@ export class DailyBackfill {
       if (report.status === 'complete') {
         outcome = 'skip';
       } else {
-        if (report.status !== 'missing') log.warn({ day, status: report.status, problem: report.problem }, 'daily file not complete; fetching it again');
+        if (report.status !== 'missing')
+          log.warn({ day, status: report.status, problem: report.problem }, 'daily file not complete; fetching it again');
         log.info({ day, bar }, `DOWNLOAD ${symbol} ${bar} ${displayDay(day)}`);
         const fetched = await this.#fetchDay(symbol, day, signal);
         fromArchive = fetched.fromArchive;
         fromRest = fetched.fromRest;
         const gaps = gapsOf(fetched.missing, bar);
         const source: DailySource = fromRest > 0 || fromArchive === 0 ? 'rest' : 'archive';
-        await writeDailyFile({ root: candleDir, ...key, rows: fetched.rows, gaps, source, now: this.#options.now(), ...(signal ? { signal } : {}) });
+        await writeDailyFile({
+          root: candleDir,
+          ...key,
+          rows: fetched.rows,
+          gaps,
+          source,
+          now: this.#options.now(),
+          ...(signal ? { signal } : {}),
+        });
         if (gaps.length > 0) {
-          log.warn({ day, gaps, rows: fetched.rows.length }, `the exchange has no candles for ${fetched.missing.length} of ${symbol}'s ${bar} open times on ${day}; gaps recorded`);
+          log.warn(
+            { day, gaps, rows: fetched.rows.length },
+            `the exchange has no candles for ${fetched.missing.length} of ${symbol}'s ${bar} open times on ${day}; gaps recorded`,
+          );
           outcome = 'warn';
         } else {
           outcome = 'success';
@@ -153,7 +165,11 @@ export class DailyBackfill {
     return outcome;
   }
 
-  async #fetchDay(symbol: string, day: string, signal: AbortSignal | undefined): Promise<{ rows: RawKline[]; missing: number[]; fromArchive: number; fromRest: number }> {
+  async #fetchDay(
+    symbol: string,
+    day: string,
+    signal: AbortSignal | undefined,
+  ): Promise<{ rows: RawKline[]; missing: number[]; fromArchive: number; fromRest: number }> {
     const { bar, timezone, rest, archives } = this.#options;
     const bounds = localDayBounds(day, timezone);
     const expected = expectedOpenTimes(day, timezone, bar);

@@ -114,7 +114,10 @@ export function sweepKind(candidate: SweepCandidate, bar: Interval, now: number,
  * stalest first within a kind, and keeps those whose weights fit `allowance`: the first that does
  * not fit ends the plan, so that the neediest are never overtaken by cheaper ones.
  */
-export function planSweep<T extends { readonly kind: SweepKind; readonly confirmedAt: number; readonly weight: number }>(due: readonly T[], allowance: number): T[] {
+export function planSweep<T extends { readonly kind: SweepKind; readonly confirmedAt: number; readonly weight: number }>(
+  due: readonly T[],
+  allowance: number,
+): T[] {
   const ordered = [...due].sort((a, b) => SWEEP_ORDER[a.kind] - SWEEP_ORDER[b.kind] || a.confirmedAt - b.confirmedAt);
   const planned: T[] = [];
   let left = allowance;

@@ -46,14 +46,24 @@ export async function restoreSnapshot(
  * current), oldest first; today's day is never on disk. An unreadable file is skipped with a
  * warning.
  */
-export async function readDailyRows(rule: CandleRule, symbol: string, windowStart: number, current: number, logger: Logger): Promise<RawKline[]> {
+export async function readDailyRows(
+  rule: CandleRule,
+  symbol: string,
+  windowStart: number,
+  current: number,
+  logger: Logger,
+): Promise<RawKline[]> {
   const { CANDLE_DIR, MARKET, TIMEZONE, BAR } = rule;
   const today = localDayOf(current, TIMEZONE);
   const found: RawKline[] = [];
   for (let day = localDayOf(windowStart, TIMEZONE); day < today; day = addDays(day, 1)) {
     if (localDayBounds(day, TIMEZONE).end <= windowStart) continue;
     try {
-      const rows = await readDailyFile(dailyFilePath(CANDLE_DIR, MARKET, TIMEZONE, BAR, day, symbol), { timezone: TIMEZONE, bar: BAR, day });
+      const rows = await readDailyFile(dailyFilePath(CANDLE_DIR, MARKET, TIMEZONE, BAR, day, symbol), {
+        timezone: TIMEZONE,
+        bar: BAR,
+        day,
+      });
       if (rows === undefined) continue;
       for (const row of rows) if (row[COL.openTime] >= windowStart) found.push(row);
     } catch (error) {

@@ -27,10 +27,13 @@ export function sleep(ms: number, signal?: AbortSignal, what = 'sleep'): Promise
       clearTimeout(timer);
       reject(new AbortedError(what, { cause: signal?.reason }));
     };
-    const timer = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort);
-      resolve();
-    }, Math.max(0, ms));
+    const timer = setTimeout(
+      () => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      },
+      Math.max(0, ms),
+    );
     signal?.addEventListener('abort', onAbort, { once: true });
   });
 }

@@ -25,10 +25,7 @@ import { AbortedError } from '../errors.js';
 export type AtomicWriteChunk = string | Uint8Array;
 
 /** The content of a file: all at once, or as chunks (sync or async). */
-export type AtomicWriteData =
-  | AtomicWriteChunk
-  | Iterable<AtomicWriteChunk>
-  | AsyncIterable<AtomicWriteChunk>;
+export type AtomicWriteData = AtomicWriteChunk | Iterable<AtomicWriteChunk> | AsyncIterable<AtomicWriteChunk>;
 
 /** Options of {@link writeFileAtomic}. */
 export interface AtomicWriteOptions {

@@ -19,7 +19,8 @@ export class Histogram {
 
   constructor(bounds: readonly number[]) {
     for (let i = 1; i < bounds.length; i += 1) {
-      if (!((bounds[i] as number) > (bounds[i - 1] as number))) throw new RangeError(`histogram bounds must ascend, got ${bounds.join(', ')}`);
+      if (!((bounds[i] as number) > (bounds[i - 1] as number)))
+        throw new RangeError(`histogram bounds must ascend, got ${bounds.join(', ')}`);
     }
     this.bounds = [...bounds];
     this.#counts = new Float64Array(bounds.length + 1);

@@ -36,10 +36,21 @@ interface Snapshot {
 
 /** Reads the page's test hook; undefined before the page has set it up. */
 function snapshot(): Snapshot | undefined {
-  const h = (globalThis as unknown as { __chart?: Omit<Snapshot, 'lastBar' | 'visible'> & { lastBar: unknown; isVisible(o: string): boolean } }).__chart;
+  const h = (
+    globalThis as unknown as { __chart?: Omit<Snapshot, 'lastBar' | 'visible'> & { lastBar: unknown; isVisible(o: string): boolean } }
+  ).__chart;
   if (h === undefined) return undefined;
   const visible = Object.fromEntries(['ma5', 'ma10', 'ma20', 'bollinger', 'rsi'].map((o) => [o, h.isVisible(o)]));
-  return { symbol: h.symbol, period: h.period, bars: h.bars, lastBar: JSON.stringify(h.lastBar), liveUpdates: h.liveUpdates, live: h.live, loads: h.loads, visible };
+  return {
+    symbol: h.symbol,
+    period: h.period,
+    bars: h.bars,
+    lastBar: JSON.stringify(h.lastBar),
+    liveUpdates: h.liveUpdates,
+    live: h.live,
+    loads: h.loads,
+    visible,
+  };
 }
 
 const read = async (page: Page): Promise<Snapshot> => {
@@ -54,7 +65,8 @@ async function waitOnPage<A>(page: Page, check: (s: Snapshot, arg: A) => boolean
   for (;;) {
     const seen = await page.evaluate(snapshot);
     if (seen !== undefined && check(seen, arg)) return seen;
-    if (Date.now() > deadline) throw new Error(`the page did not reach ${check.toString()} within ${timeout} ms; last seen ${JSON.stringify(seen)}`);
+    if (Date.now() > deadline)
+      throw new Error(`the page did not reach ${check.toString()} within ${timeout} ms; last seen ${JSON.stringify(seen)}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
@@ -69,7 +81,9 @@ describe('the chart page in Chromium', () => {
 
   beforeAll(async () => {
     if (!existsSync(CHROMIUM)) {
-      throw new Error(`${CHROMIUM} is missing: the chart page is tested in Debian's Chromium; run \`apt-get install chromium\` (as .ci/run does)`);
+      throw new Error(
+        `${CHROMIUM} is missing: the chart page is tested in Debian's Chromium; run \`apt-get install chromium\` (as .ci/run does)`,
+      );
     }
     // Always rebuilt (esbuild takes well under a second), so the page tested is the page in web/.
     await promisify(execFile)(process.execPath, [join(root, 'scripts/build-web.mjs')], { cwd: root });
@@ -91,7 +105,16 @@ describe('the chart page in Chromium', () => {
     context = await chromium.launchPersistentContext(join(dir, 'chromium-profile'), {
       executablePath: CHROMIUM,
       headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
       viewport: { width: 1280, height: 720 },
     });
     page = context.pages()[0] ?? (await context.newPage());

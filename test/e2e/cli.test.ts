@@ -133,7 +133,14 @@ describe('the built CLI against the simulated exchange', () => {
 
   it('answers --help on the bin and every command, --version, and refuses unknown input with exit code 2', async () => {
     const commands = ['start', 'sim', 'download', 'inspect'];
-    const bad = [['frobnicate'], ['start', '--bogus'], ['inspect'], ['inspect', 'x', '--format', 'xml'], ['sim', '--markets', 'XX'], ['download', '--days', '0']];
+    const bad = [
+      ['frobnicate'],
+      ['start', '--bogus'],
+      ['inspect'],
+      ['inspect', 'x', '--format', 'xml'],
+      ['sim', '--markets', 'XX'],
+      ['download', '--days', '0'],
+    ];
     // Independent processes: run them side by side to keep the file quick.
     const [top, version, helps, refusals] = await Promise.all([
       runCli(['--help']),

@@ -22,14 +22,20 @@ async function newestSourceTime(dir: string): Promise<number> {
 }
 
 export default async function setup(): Promise<void> {
-  const built = await stat(bin).then((s) => s.mtimeMs, () => 0);
+  const built = await stat(bin).then(
+    (s) => s.mtimeMs,
+    () => 0,
+  );
   if (built > 0 && built >= (await newestSourceTime(join(root, 'src')))) return;
   const tsc = join(root, 'node_modules/typescript/bin/tsc');
   try {
     await promisify(execFile)(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { cwd: root });
   } catch (error) {
     // tsc exits non-zero on type errors but still writes dist/; only a missing bin is fatal.
-    const isBuilt = await stat(bin).then((s) => s.mtimeMs > built, () => false);
+    const isBuilt = await stat(bin).then(
+      (s) => s.mtimeMs > built,
+      () => false,
+    );
     if (!isBuilt) throw error;
   }
 }

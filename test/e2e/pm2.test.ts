@@ -45,12 +45,16 @@ describe('the service under the real PM2 (private PM2_HOME), against the simulat
 
   /** Waits until the log holds `count` 'ready' lines; resolves with the port the last start logged. */
   async function readyCount(count: number): Promise<number> {
-    return pollFor(`${count} ready lines`, async () => {
-      const records = await logRecords();
-      if (records.filter((r) => r.msg === 'ready').length < count) return undefined;
-      const ports = records.filter((r) => r.component === 'cli' && typeof r.port === 'number');
-      return ports.at(-1)?.port as number;
-    }, 40_000);
+    return pollFor(
+      `${count} ready lines`,
+      async () => {
+        const records = await logRecords();
+        if (records.filter((r) => r.msg === 'ready').length < count) return undefined;
+        const ports = records.filter((r) => r.component === 'cli' && typeof r.port === 'number');
+        return ports.at(-1)?.port as number;
+      },
+      40_000,
+    );
   }
 
   async function healthStatus(port: number): Promise<number> {

@@ -92,9 +92,16 @@ export function spawnNode(args: readonly string[], options: { env?: Record<strin
       const check = (): void => {
         const found = stdout.find(test);
         if (found !== undefined) finish(() => resolve(found));
-        else if (hasExited || child.exitCode !== null) finish(() => reject(new Error(`process exited before the line came; stderr: ${stderr.join('\n')}`)));
+        else if (hasExited || child.exitCode !== null)
+          finish(() => reject(new Error(`process exited before the line came; stderr: ${stderr.join('\n')}`)));
       };
-      const timer = setTimeout(() => finish(() => reject(new Error(`no such line within ${ms} ms; last lines:\n${stdout.slice(-5).join('\n')}\n${stderr.join('\n')}`))), ms);
+      const timer = setTimeout(
+        () =>
+          finish(() =>
+            reject(new Error(`no such line within ${ms} ms; last lines:\n${stdout.slice(-5).join('\n')}\n${stderr.join('\n')}`)),
+          ),
+        ms,
+      );
       const finish = (settle: () => void): void => {
         clearTimeout(timer);
         waiters.delete(check);
@@ -140,7 +147,12 @@ export async function runCli(
 export async function killAll(): Promise<void> {
   const left = [...children];
   for (const child of left) child.kill('SIGKILL');
-  await Promise.all(left.map((child) => new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(undefined) : child.once('exit', resolve)))));
+  await Promise.all(
+    left.map(
+      (child) =>
+        new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(undefined) : child.once('exit', resolve))),
+    ),
+  );
 }
 
 /** Polls `check` every 100 ms until it returns a value other than undefined, or throws after `ms`. */

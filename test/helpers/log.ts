@@ -29,6 +29,10 @@ export function captureLog(level: pino.LevelWithSilent = 'debug'): CapturedLog {
   });
   const logger = pino({ level }, stream);
   const lines = (): Array<Record<string, unknown>> =>
-    raw.join('').split('\n').filter(Boolean).map((line) => JSON.parse(line) as Record<string, unknown>);
+    raw
+      .join('')
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
   return { logger, lines, messages: () => lines().map((line) => String(line.msg)) };
 }

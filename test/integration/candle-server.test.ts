@@ -138,7 +138,7 @@ describe('CandleServer against the simulated exchange', () => {
     expect(Math.max(...[...volumes.values()].map((seen) => seen.size))).toBeGreaterThan(1);
     expect(closed).toContain(formingOpen);
     const view = spot.getCandleSecurity('ETHUSDT', 5, { copy: true });
-    const index = view.length - 1 - (((view.newestOpenTime as number) - formingOpen) / 1000);
+    const index = view.length - 1 - ((view.newestOpenTime as number) - formingOpen) / 1000;
     const final = sim.world.kline('SPOT', 'ETHUSDT', '1s', formingOpen, sim.world.now());
     expect(view.at(index)).toEqual(Float64Array.from(final?.map(Number) ?? []));
   });
@@ -206,10 +206,14 @@ describe('CandleServer against the simulated exchange', () => {
     await um.runCandleMap();
     const messages = log.messages();
     expect(messages.filter((m) => m.startsWith('COMPLETE DOWNLOAD'))).toHaveLength(2);
-    expect(messages.indexOf('COMPLETE PREPARE candle_map')).toBeGreaterThan(messages.findLastIndex((m) => m.startsWith('COMPLETE DOWNLOAD')));
+    expect(messages.indexOf('COMPLETE PREPARE candle_map')).toBeGreaterThan(
+      messages.findLastIndex((m) => m.startsWith('COMPLETE DOWNLOAD')),
+    );
     // The two past days came from the archives (no weight); REST only covers today's candles.
     const now = sim.world.now();
-    const minutesToday = Math.floor((now - Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth(), new Date(now).getUTCDate())) / 60_000);
+    const minutesToday = Math.floor(
+      (now - Date.UTC(new Date(now).getUTCFullYear(), new Date(now).getUTCMonth(), new Date(now).getUTCDate())) / 60_000,
+    );
     expect(sim.stats.requestsTo('/fapi/v1/klines')).toBeLessThanOrEqual(2 * Math.ceil((minutesToday + 2) / 499));
     const view = um.getCandleSecurity('ETHUSDT', 120, { copy: true });
     expect(view.length).toBe(1440);
@@ -292,7 +296,11 @@ describe('CandleServer against the simulated exchange', () => {
   it('gives a UM and a CM server in one process one futures weight budget', async () => {
     const budgetScope = `shared-futures-${scope}`;
     // Different spending (two symbols against one), so separate budgets would show different counts.
-    const um = new CandleServer({ instType: 'UM', budgetScope, rule: simRule(sim, 'UM', dir, { BAR: '1m', SYMBOLS: ['BTCUSDT', 'ETHUSDT'] }) });
+    const um = new CandleServer({
+      instType: 'UM',
+      budgetScope,
+      rule: simRule(sim, 'UM', dir, { BAR: '1m', SYMBOLS: ['BTCUSDT', 'ETHUSDT'] }),
+    });
     const cm = new CandleServer({ instType: 'CM', budgetScope, rule: simRule(sim, 'CM', dir, { BAR: '1m', SYMBOLS: ['BTCUSD_PERP'] }) });
     servers.push(um, cm);
     await Promise.all([um.runCandleMap(), cm.runCandleMap()]);
@@ -309,7 +317,11 @@ describe('CandleServer against the simulated exchange', () => {
     const spot = server('SPOT', { SYMBOLS: ['BTCUSDT'] });
     expect(() => spot.getCandleSecurity('BTCUSDT', 0)).toThrow(InvalidArgumentError);
     expect(sim.stats.totalRequests).toBe(before);
-    const resources = () => process.getActiveResourcesInfo().filter((r) => r !== 'TTYWrap').sort();
+    const resources = () =>
+      process
+        .getActiveResourcesInfo()
+        .filter((r) => r !== 'TTYWrap')
+        .sort();
     const baseline = resources();
     await spot.runCandleMap();
     await spot.close();

@@ -31,14 +31,33 @@ describe('chart routes against a CandleServer on the simulated exchange', () => 
     // The exchange clock is set 40 minutes past a New York midnight (05:00 UTC in winter, 04:00 in
     // summer), so the 120-minute ring reaches back into the previous local day, whose file joins it.
     const utcMidnight = Math.floor(Date.now() / DAY) * DAY - DAY;
-    const nyMidnight = [4, 5].map((h) => utcMidnight + h * 3_600_000).find((t) => localDayOf(t, TIMEZONE) !== localDayOf(t - 1, TIMEZONE)) as number;
+    const nyMidnight = [4, 5]
+      .map((h) => utcMidnight + h * 3_600_000)
+      .find((t) => localDayOf(t, TIMEZONE) !== localDayOf(t - 1, TIMEZONE)) as number;
     const offset = nyMidnight + 40 * 60_000 - Date.now();
-    sim = await startSim({ markets: ['SPOT'], clock: () => Date.now() + offset, streams: { cadenceMs: 100, pingIntervalMs: 1000, pongTimeoutMs: 5000 } });
+    sim = await startSim({
+      markets: ['SPOT'],
+      clock: () => Date.now() + offset,
+      streams: { cadenceMs: 100, pingIntervalMs: 1000, pongTimeoutMs: 5000 },
+    });
     today = localDayOf(sim.world.now(), TIMEZONE);
     const candleDir = join(dir, 'candles');
     for (const day of [addDays(today, -2), addDays(today, -1)]) {
-      const rows = expectedOpenTimes(day, TIMEZONE, '1m').map((t) => sim.world.kline('SPOT', 'BTCUSDT', '1m', t, sim.world.now()) as RawKline);
-      await writeDailyFile({ root: candleDir, market: 'SPOT', timezone: TIMEZONE, bar: '1m', day, symbol: 'BTCUSDT', rows, gaps: [], source: 'rest', now: sim.world.now() });
+      const rows = expectedOpenTimes(day, TIMEZONE, '1m').map(
+        (t) => sim.world.kline('SPOT', 'BTCUSDT', '1m', t, sim.world.now()) as RawKline,
+      );
+      await writeDailyFile({
+        root: candleDir,
+        market: 'SPOT',
+        timezone: TIMEZONE,
+        bar: '1m',
+        day,
+        symbol: 'BTCUSDT',
+        rows,
+        gaps: [],
+        source: 'rest',
+        now: sim.world.now(),
+      });
     }
     server = new CandleServer({
       instType: 'SPOT',
@@ -119,7 +138,9 @@ describe('chart routes against a CandleServer on the simulated exchange', () => 
     expect(body.historyBars).toBeGreaterThanOrEqual(46);
     const expected = aggregate(exchangeMinutes(firstFileHour), '1m', '1h');
     const closed = body.bars.slice(0, -1);
-    expect(closed.map((b) => [b.time, b.open, b.high, b.low, b.close])).toEqual(expected.slice(0, -1).map((b) => [b.openTime, b.open, b.high, b.low, b.close]));
+    expect(closed.map((b) => [b.time, b.open, b.high, b.low, b.close])).toEqual(
+      expected.slice(0, -1).map((b) => [b.openTime, b.open, b.high, b.low, b.close]),
+    );
     closed.forEach((b, i) => expect(b.volume).toBeCloseTo(expected[i]!.volume, 6));
 
     // 4h buckets straddle New York days: each is merged from both days' files (the first one is
@@ -158,7 +179,9 @@ describe('chart routes against a CandleServer on the simulated exchange', () => 
   it('answers bad requests with what was received and what was expected', async () => {
     const badPeriod = await getJson(`${api.url}/api/chart/candles?symbol=BTCUSDT&period=2m`);
     expect(badPeriod.status).toBe(400);
-    expect((badPeriod.body as { error: string }).error).toBe('period "2m" is not offered for 1m candles; expected one of 1m, 5m, 15m, 1h, 4h, 1d');
+    expect((badPeriod.body as { error: string }).error).toBe(
+      'period "2m" is not offered for 1m candles; expected one of 1m, 5m, 15m, 1h, 4h, 1d',
+    );
     expect((await getJson(`${api.url}/api/chart/candles?period=1m`)).status).toBe(400);
     expect((await getJson(`${api.url}/api/chart/candles?symbol=btc/usdt`)).status).toBe(400);
     expect((await getJson(`${api.url}/api/chart/candles?symbol=BTCUSDT&limit=0`)).status).toBe(400);

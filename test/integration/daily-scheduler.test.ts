@@ -66,7 +66,17 @@ describe('daily files of a running service', () => {
     const at = Date.now() + 2_000;
     const downloadTime = formatInTimeZone(at, TZ, 'HH:mm:ss');
     const log = captureLog();
-    const connection = new MarketConnection({ rule: rule({ DOWNLOAD_TIME: downloadTime, MARKET: 'CM', SYMBOLS: ['BTCUSD_PERP'], REST_BASE_URL: sim.urls('CM').rest, ARCHIVE_BASE_URL: sim.urls('CM').archive }), budgetScope: 'daily-files-2', logger: log.logger });
+    const connection = new MarketConnection({
+      rule: rule({
+        DOWNLOAD_TIME: downloadTime,
+        MARKET: 'CM',
+        SYMBOLS: ['BTCUSD_PERP'],
+        REST_BASE_URL: sim.urls('CM').rest,
+        ARCHIVE_BASE_URL: sim.urls('CM').archive,
+      }),
+      budgetScope: 'daily-files-2',
+      logger: log.logger,
+    });
     const files = new DailyScheduler({ connection, symbols: () => ['BTCUSD_PERP'], logger: log.logger });
     try {
       await connection.start();

@@ -246,7 +246,9 @@ describe('HTTP API of a running CandleServer', () => {
     expect(unknown.body).toEqual({ error: expect.stringContaining('DOGEUSDT is not followed by this SPOT server'), symbol: 'DOGEUSDT' });
     const route = await get('/nothing-here');
     expect(route.status).toBe(404);
-    expect((route.body as { error: string }).error).toBe('no route for GET /nothing-here; expected one of GET /health, /metrics, /symbols, /candles/:symbol');
+    expect((route.body as { error: string }).error).toBe(
+      'no route for GET /nothing-here; expected one of GET /health, /metrics, /symbols, /candles/:symbol',
+    );
     expect((await get('/candles/BTCUSDT/more')).status).toBe(404);
   });
 
@@ -294,7 +296,9 @@ describe('HTTP API of a running CandleServer', () => {
       const body = candles?.body as { error: string; message: string; status: { symbol: string; state: string } };
       expect(body.error).toBe('stale');
       expect(body.status).toMatchObject({ symbol: 'BTCUSDT' });
-      expect(body.message).toMatch(/^BTCUSDT (is stale: newest candle opened \d+ ms ago, data confirmed \d+ ms ago; expected both under 1000 ms|has a hole)/);
+      expect(body.message).toMatch(
+        /^BTCUSDT (is stale: newest candle opened \d+ ms ago, data confirmed \d+ ms ago; expected both under 1000 ms|has a hole)/,
+      );
     } finally {
       sim.stallStreams(false);
     }

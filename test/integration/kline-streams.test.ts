@@ -191,7 +191,12 @@ describe('faults', () => {
     expect(interrupted!.since).toBeLessThanOrEqual(before);
     expect(run.of('reconnect')[0]).toMatchObject({ connection: 1, attempt: 1, symbols: 2 });
     expect(run.of('reconnect')[0]!.delayMs).toBeLessThanOrEqual(50);
-    expect(run.of('resumed').flatMap((e) => e.symbols).sort()).toEqual(['BTCUSDT', 'ETHUSDT']);
+    expect(
+      run
+        .of('resumed')
+        .flatMap((e) => e.symbols)
+        .sort(),
+    ).toEqual(['BTCUSDT', 'ETHUSDT']);
     // The order a caller relies on: the drop is reported before the return of data.
     expect(run.events.findIndex((e) => e.type === 'interrupted')).toBeLessThan(run.events.findIndex((e) => e.type === 'resumed'));
     expect(run.streams.stats.reconnects).toBe(1);

@@ -66,7 +66,11 @@ function newGovernor(name: 'spot' | 'futures', banFile?: string): WeightGovernor
   return governor;
 }
 
-function newClient(market: MarketType, governor: WeightGovernor, options: { timeoutMs?: number; retries?: number } = {}): BinanceRestClient {
+function newClient(
+  market: MarketType,
+  governor: WeightGovernor,
+  options: { timeoutMs?: number; retries?: number } = {},
+): BinanceRestClient {
   const client = new BinanceRestClient({
     market,
     governor,

@@ -33,7 +33,16 @@ describe('simulated REST conformance (default limits)', () => {
   });
 
   it('counts klines weight by market and limit, read back from X-MBX-USED-WEIGHT-1M', async () => {
-    const futuresWeights: Array<[number, number]> = [[1, 1], [99, 1], [100, 2], [499, 2], [500, 5], [1000, 5], [1001, 10], [1500, 10]];
+    const futuresWeights: Array<[number, number]> = [
+      [1, 1],
+      [99, 1],
+      [100, 2],
+      [499, 2],
+      [500, 5],
+      [1000, 5],
+      [1001, 10],
+      [1500, 10],
+    ];
     let used = 0;
     for (const [limit, weight] of futuresWeights) {
       const reply = await getJson(um(`klines?symbol=BTCUSDT&interval=1m&limit=${limit}`));
@@ -97,10 +106,12 @@ describe('simulated REST conformance (default limits)', () => {
       const symbol = 'BTCUSDT';
       const from = openTimeOf('1m', now) - 100 * MINUTE;
       const page1 = (await getJson(`${base}klines?symbol=${symbol}&interval=1m&startTime=${from}&limit=30`)).body as Rows;
-      const page2 = (await getJson(`${base}klines?symbol=${symbol}&interval=1m&startTime=${(page1.at(-1)?.[0] ?? 0) + 1}&limit=30`)).body as Rows;
+      const page2 = (await getJson(`${base}klines?symbol=${symbol}&interval=1m&startTime=${(page1.at(-1)?.[0] ?? 0) + 1}&limit=30`))
+        .body as Rows;
       const opens = [...page1, ...page2].map((r) => r[0]);
       expect(opens).toEqual(Array.from({ length: 60 }, (_, i) => from + i * MINUTE));
-      const bounded = (await getJson(`${base}klines?symbol=${symbol}&interval=1m&startTime=${from}&endTime=${from + 5 * MINUTE}`)).body as Rows;
+      const bounded = (await getJson(`${base}klines?symbol=${symbol}&interval=1m&startTime=${from}&endTime=${from + 5 * MINUTE}`))
+        .body as Rows;
       expect(bounded.map((r) => r[0])).toEqual(Array.from({ length: 6 }, (_, i) => from + i * MINUTE));
       // Without startTime: the newest candles ending at endTime.
       const newest = (await getJson(`${base}klines?symbol=${symbol}&interval=1m&endTime=${from}&limit=3`)).body as Rows;
@@ -118,7 +129,8 @@ describe('simulated REST conformance (default limits)', () => {
     const fromStart = (await getJson(cm(`klines?symbol=BTCUSD_PERP&interval=1m&startTime=${end - 500 * MINUTE}&limit=5`))).body as Rows;
     expect(fromStart.at(-1)?.[0]).toBe(openTimeOf('1m', now));
     // Both bounds around at most `limit` candles give exactly that range.
-    const both = (await getJson(cm(`klines?symbol=BTCUSD_PERP&interval=1m&startTime=${end - 4 * MINUTE}&endTime=${end}&limit=5`))).body as Rows;
+    const both = (await getJson(cm(`klines?symbol=BTCUSD_PERP&interval=1m&startTime=${end - 4 * MINUTE}&endTime=${end}&limit=5`)))
+      .body as Rows;
     expect(both.map((r) => r[0])).toEqual(Array.from({ length: 5 }, (_, i) => end - (4 - i) * MINUTE));
     const tooWide = await getJson(cm(`klines?symbol=BTCUSD_PERP&interval=1d&startTime=${end - 201 * 86_400_000}&endTime=${end}`));
     expect(tooWide.status).toBe(400);
@@ -136,7 +148,12 @@ describe('simulated REST conformance (default limits)', () => {
       [spot('klines?symbol=BTCUSDT'), 400, -1102],
       [spot('klines?symbol=btc%2Fusdt&interval=1m'), 400, -1100],
       [um('klines?symbol=BTCUSDT&interval=1m&limit=abc'), 400, -1100],
-      [um(`klines?symbol=BTCUSDT&interval=1m&startTime=${now}&endTime=${now - MINUTE}`), 400, -1023, 'Start time is greater than end time.'],
+      [
+        um(`klines?symbol=BTCUSDT&interval=1m&startTime=${now}&endTime=${now - MINUTE}`),
+        400,
+        -1023,
+        'Start time is greater than end time.',
+      ],
     ];
     for (const [url, status, code, msg] of cases) {
       const reply = await getJson(url);
@@ -151,7 +168,12 @@ describe('simulated REST conformance (default limits)', () => {
   });
 
   it('describes each market in exchangeInfo with its own fields and the configured weight limit', async () => {
-    type Info = { timezone: string; serverTime: number; rateLimits: Array<Record<string, unknown>>; symbols: Array<Record<string, unknown>> };
+    type Info = {
+      timezone: string;
+      serverTime: number;
+      rateLimits: Array<Record<string, unknown>>;
+      symbols: Array<Record<string, unknown>>;
+    };
     const spotInfo = (await getJson(spot('exchangeInfo'))).body as Info;
     expect(spotInfo.timezone).toBe('UTC');
     expect(spotInfo.serverTime).toBe(now);
@@ -173,10 +195,24 @@ describe('simulated REST conformance (default limits)', () => {
 
     const umInfo = (await getJson(um('exchangeInfo'))).body as Info;
     expect(umInfo.rateLimits).toContainEqual({ rateLimitType: 'REQUEST_WEIGHT', interval: 'MINUTE', intervalNum: 1, limit: 2400 });
-    expect(umInfo.symbols[0]).toMatchObject({ symbol: 'BTCUSDT', pair: 'BTCUSDT', status: 'TRADING', contractType: 'PERPETUAL', baseAsset: 'BTC', quoteAsset: 'USDT' });
+    expect(umInfo.symbols[0]).toMatchObject({
+      symbol: 'BTCUSDT',
+      pair: 'BTCUSDT',
+      status: 'TRADING',
+      contractType: 'PERPETUAL',
+      baseAsset: 'BTC',
+      quoteAsset: 'USDT',
+    });
 
     const cmInfo = (await getJson(cm('exchangeInfo'))).body as Info;
-    expect(cmInfo.symbols[0]).toMatchObject({ symbol: 'BTCUSD_PERP', pair: 'BTCUSD', contractStatus: 'TRADING', contractType: 'PERPETUAL', baseAsset: 'BTC', quoteAsset: 'USD' });
+    expect(cmInfo.symbols[0]).toMatchObject({
+      symbol: 'BTCUSD_PERP',
+      pair: 'BTCUSD',
+      contractStatus: 'TRADING',
+      contractType: 'PERPETUAL',
+      baseAsset: 'BTC',
+      quoteAsset: 'USD',
+    });
     expect(cmInfo.symbols[0]).not.toHaveProperty('status');
 
     // Listing and delisting show up in exchangeInfo and klines.
@@ -204,16 +240,25 @@ describe('simulated REST conformance (default limits)', () => {
     expect(first[0]).toBe(`${dayStart}000`);
     expect(first[6]).toBe(`${dayStart + MINUTE - 1}999`);
     // Same candle as REST, in archive form.
-    const rest = (await getJson(`${sim.urls('SPOT').rest}/api/v3/klines?symbol=BTCUSDT&interval=1m&startTime=${dayStart}&limit=1`)).body as Rows;
+    const rest = (await getJson(`${sim.urls('SPOT').rest}/api/v3/klines?symbol=BTCUSDT&interval=1m&startTime=${dayStart}&limit=1`))
+      .body as Rows;
     expect(first.slice(1, 6)).toEqual(rest[0]?.slice(1, 6));
 
     const oldSpot = await getBytes(`${sim.urls('SPOT').archive}/data/spot/daily/klines/BTCUSDT/1h/BTCUSDT-1h-2024-12-31.zip`);
-    const oldFirst = new TextDecoder().decode(Object.values(unzipSync(oldSpot.bytes))[0]).split('\n')[0]?.split(',')[0];
+    const oldFirst = new TextDecoder()
+      .decode(Object.values(unzipSync(oldSpot.bytes))[0])
+      .split('\n')[0]
+      ?.split(',')[0];
     expect(oldFirst).toBe(String(Date.parse('2024-12-31T00:00:00Z')));
 
     const umZip = await getBytes(`${sim.urls('UM').archive}/data/futures/um/daily/klines/BTCUSDT/1m/BTCUSDT-1m-${day}.zip`);
-    const umLines = new TextDecoder().decode(Object.values(unzipSync(umZip.bytes))[0]).trim().split('\n');
-    expect(umLines[0]).toBe('open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore');
+    const umLines = new TextDecoder()
+      .decode(Object.values(unzipSync(umZip.bytes))[0])
+      .trim()
+      .split('\n');
+    expect(umLines[0]).toBe(
+      'open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore',
+    );
     expect(umLines[1]?.split(',')[0]).toBe(String(dayStart));
     expect(umLines).toHaveLength(1441);
 
@@ -235,7 +280,7 @@ describe('simulated REST conformance (default limits)', () => {
     const url = `${sim.urls('CM').archive}/data/futures/cm/daily/klines/BTCUSD_PERP/5m/BTCUSD_PERP-5m-2025-03-01.zip`;
     const good = await getBytes(url);
     const sum = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest('hex');
-    const expected = ((await getJson(`${url}.CHECKSUM`)).text.split('  ')[0]);
+    const expected = (await getJson(`${url}.CHECKSUM`)).text.split('  ')[0];
     expect(sum(good.bytes)).toBe(expected);
 
     sim.faults.archiveCorrupt = true;
@@ -252,7 +297,12 @@ describe('simulated REST conformance (default limits)', () => {
     sim.faults.archiveMissingRows = 10;
     const short = await getBytes(url);
     expect(sum(short.bytes)).toBe((await getJson(`${url}.CHECKSUM`)).text.split('  ')[0]);
-    expect(new TextDecoder().decode(Object.values(unzipSync(short.bytes))[0]).trim().split('\n')).toHaveLength(1 + 288 - 10);
+    expect(
+      new TextDecoder()
+        .decode(Object.values(unzipSync(short.bytes))[0])
+        .trim()
+        .split('\n'),
+    ).toHaveLength(1 + 288 - 10);
     sim.faults.archiveMissingRows = 0;
     expect(sum((await getBytes(url)).bytes)).toBe(expected);
   });

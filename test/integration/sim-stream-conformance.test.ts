@@ -120,7 +120,25 @@ interface KlineEvent {
   e: 'kline';
   E: number;
   s: string;
-  k: { t: number; T: number; s: string; i: string; f: number; L: number; o: string; c: string; h: string; l: string; v: string; n: number; x: boolean; q: string; V: string; Q: string; B: string };
+  k: {
+    t: number;
+    T: number;
+    s: string;
+    i: string;
+    f: number;
+    L: number;
+    o: string;
+    c: string;
+    h: string;
+    l: string;
+    v: string;
+    n: number;
+    x: boolean;
+    q: string;
+    V: string;
+    Q: string;
+    B: string;
+  };
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -165,7 +183,20 @@ describe('kline stream routes', () => {
     for (const key of ['o', 'c', 'h', 'l', 'v', 'q', 'V', 'Q', 'B'] as const) expect(typeof event.k[key]).toBe('string');
     // The forming candle as the world has it at the event time.
     const row = h.world.kline('SPOT', 'BTCUSDT', '1m', event.k.t, event.E)!;
-    expect(event.k).toMatchObject({ t: row[0], o: row[1], h: row[2], l: row[3], c: row[4], v: row[5], T: row[6], q: row[7], n: row[8], V: row[9], Q: row[10], B: row[11] });
+    expect(event.k).toMatchObject({
+      t: row[0],
+      o: row[1],
+      h: row[2],
+      l: row[3],
+      c: row[4],
+      v: row[5],
+      T: row[6],
+      q: row[7],
+      n: row[8],
+      V: row[9],
+      Q: row[10],
+      B: row[11],
+    });
     expect(event.k.T).toBe(event.k.t + 60_000 - 1);
     if (event.k.n === 0) expect([event.k.f, event.k.L]).toEqual([-1, -1]);
     else expect(event.k.L - event.k.f + 1).toBe(event.k.n);
@@ -258,13 +289,22 @@ describe('live control messages', () => {
     expect(await client.reply('a7')).toEqual({ result: null, id: 'a7' });
     const seen = client.klines().length;
     await client.until(() => client.klines().length >= seen + 5, 3000, 'more klines');
-    expect(client.klines().slice(seen + 1).every((e) => e.s === 'BTCUSDT')).toBe(true);
+    expect(
+      client
+        .klines()
+        .slice(seen + 1)
+        .every((e) => e.s === 'BTCUSDT'),
+    ).toBe(true);
     client.send({ method: 'GET_PROPERTY', params: ['combined'], id: 4 });
     expect(await client.reply(4)).toEqual({ result: false, id: 4 });
     client.send({ method: 'SET_PROPERTY', params: ['combined', true], id: 5 });
     expect(await client.reply(5)).toEqual({ result: null, id: 5 });
     const before = client.frames.length;
-    await client.until(() => client.frames.slice(before).some((f) => isRecord(f) && f['stream'] === 'btcusdt@kline_1m'), 3000, 'a combined frame');
+    await client.until(
+      () => client.frames.slice(before).some((f) => isRecord(f) && f['stream'] === 'btcusdt@kline_1m'),
+      3000,
+      'a combined frame',
+    );
   });
 
   it('answers malformed requests with Binance error replies', async () => {

@@ -58,8 +58,14 @@ describe('two copies of the package in one process', () => {
 
   it('share one futures weight budget and one registry of running servers', async () => {
     // Different spending (two symbols against one), so separate budgets would show different counts.
-    const um = new copyA.CandleServer({ instType: 'UM', rule: simRule(sim, 'UM', join(dir, 'um'), { BAR: '1m', SYMBOLS: ['BTCUSDT', 'ETHUSDT'] }) });
-    const cm = new copyB.CandleServer({ instType: 'CM', rule: simRule(sim, 'CM', join(dir, 'cm'), { BAR: '1m', SYMBOLS: ['BTCUSD_PERP'] }) });
+    const um = new copyA.CandleServer({
+      instType: 'UM',
+      rule: simRule(sim, 'UM', join(dir, 'um'), { BAR: '1m', SYMBOLS: ['BTCUSDT', 'ETHUSDT'] }),
+    });
+    const cm = new copyB.CandleServer({
+      instType: 'CM',
+      rule: simRule(sim, 'CM', join(dir, 'cm'), { BAR: '1m', SYMBOLS: ['BTCUSD_PERP'] }),
+    });
     try {
       await Promise.all([um.runCandleMap(), cm.runCandleMap()]);
       const a = um.stats().weight;

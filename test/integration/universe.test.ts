@@ -41,7 +41,11 @@ afterEach(async () => {
   for (const item of running.splice(0).reverse()) await item.close();
 });
 
-async function setup(market: MarketType, symbols: Array<string | { symbol: string; contractType?: string }>, input: Partial<CandleRuleInput> = {}) {
+async function setup(
+  market: MarketType,
+  symbols: Array<string | { symbol: string; contractType?: string }>,
+  input: Partial<CandleRuleInput> = {},
+) {
   const sim = await SimulatedBinance.start({ markets: [market], symbols: { [market]: symbols } });
   running.push(sim);
   const universe = new SymbolUniverse({

@@ -40,7 +40,14 @@ async function futuresBudget(scope: string): Promise<{ governor: WeightGovernor;
   let synced: ServerClock | undefined;
   const governor = sharedGovernor(
     { group: 'futures', scope },
-    () => new WeightGovernor({ name: 'futures', limit: LIMIT, serverWeight: SERVER_WEIGHT, windowMs: WINDOW_MS, now: () => synced?.now() ?? Date.now() }),
+    () =>
+      new WeightGovernor({
+        name: 'futures',
+        limit: LIMIT,
+        serverWeight: SERVER_WEIGHT,
+        windowMs: WINDOW_MS,
+        now: () => synced?.now() ?? Date.now(),
+      }),
   );
   open.push(governor);
   const client = (market: MarketType): BinanceRestClient => {

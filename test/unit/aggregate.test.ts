@@ -9,7 +9,19 @@ const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 
 /** A REST-shaped 1m row: volumes given, close time derived, strings where Binance sends strings. */
-function row(iso: string, o: number, h: number, l: number, c: number, v: number, q: number, n: number, tb: number, tq: number, ms = MINUTE): RawKline {
+function row(
+  iso: string,
+  o: number,
+  h: number,
+  l: number,
+  c: number,
+  v: number,
+  q: number,
+  n: number,
+  tb: number,
+  tq: number,
+  ms = MINUTE,
+): RawKline {
   const t = at(iso);
   return [t, String(o), String(h), String(l), String(c), String(v), t + ms - 1, String(q), n, String(tb), String(tq), '0'];
 }
@@ -81,7 +93,20 @@ describe('aggregate', () => {
 
   it('leaves out candles before `from`, from rows and from a view alike', () => {
     const from = at('2024-01-01T00:07:00Z');
-    const expected = [{ ...EXPECTED_5M[1]!, open: 14, high: 14.5, low: 7, volume: 18, quoteVolume: 180, trades: 24, takerBuyBase: 9, takerBuyQuote: 90, candles: 3 }];
+    const expected = [
+      {
+        ...EXPECTED_5M[1]!,
+        open: 14,
+        high: 14.5,
+        low: 7,
+        volume: 18,
+        quoteVolume: 180,
+        trades: 24,
+        takerBuyBase: 9,
+        takerBuyQuote: 90,
+        candles: 3,
+      },
+    ];
     expect(aggregate(MINUTES, '1m', '5m', { from })).toEqual(expected);
     expect(aggregate(ringOf(MINUTES).view(), '1m', '5m', { from })).toEqual(expected);
     expect(aggregate(ringOf(MINUTES).view(), '1m', '5m', { from: at('2024-01-02T00:00:00Z') })).toEqual([]);
@@ -89,7 +114,12 @@ describe('aggregate', () => {
 
   it('gives a partial last bucket its full close time and the count of candles it holds', () => {
     const bars = aggregate(MINUTES.slice(0, 4), '1m', '5m');
-    expect(bars.at(-1)).toMatchObject({ openTime: at('2024-01-01T00:05:00Z'), closeTime: at('2024-01-01T00:10:00Z') - 1, candles: 2, close: 14 });
+    expect(bars.at(-1)).toMatchObject({
+      openTime: at('2024-01-01T00:05:00Z'),
+      closeTime: at('2024-01-01T00:10:00Z') - 1,
+      candles: 2,
+      close: 14,
+    });
   });
 
   it('opens daily bars at 00:00 UTC and weekly bars on Monday', () => {
@@ -113,7 +143,9 @@ describe('aggregate', () => {
 
   it('builds a bar from the candles it has when the source has a hole', () => {
     const holed = [MINUTES[2]!, MINUTES[6]!];
-    expect(aggregate(holed, '1m', '5m')).toEqual([{ ...EXPECTED_5M[1]!, high: 9, low: 7.8, volume: 10, quoteVolume: 100, trades: 14, takerBuyBase: 5, takerBuyQuote: 50, candles: 2 }]);
+    expect(aggregate(holed, '1m', '5m')).toEqual([
+      { ...EXPECTED_5M[1]!, high: 9, low: 7.8, volume: 10, quoteVolume: 100, trades: 14, takerBuyBase: 5, takerBuyQuote: 50, candles: 2 },
+    ]);
   });
 
   it('refuses unordered or repeated candles', () => {
@@ -124,14 +156,19 @@ describe('aggregate', () => {
   it('refuses periods the bar does not divide', () => {
     expect(() => aggregate(MINUTES, '5m', '1m')).toThrow(/cannot aggregate 5m candles into 1m/);
     expect(() => aggregate(MINUTES, '1w', '1M')).toThrow(InvalidArgumentError);
-    expect([canAggregate('1m', '4h'), canAggregate('1s', '1d'), canAggregate('1d', '1M'), canAggregate('12h', '1w')]).toEqual([true, true, true, true]);
-    expect([canAggregate('3m', '1m'), canAggregate('1h', '1h'), canAggregate('3d', '1w'), canAggregate('1w', '1M'), canAggregate('1M', '1w')]).toEqual([
-      false,
+    expect([canAggregate('1m', '4h'), canAggregate('1s', '1d'), canAggregate('1d', '1M'), canAggregate('12h', '1w')]).toEqual([
       true,
-      false,
-      false,
-      false,
+      true,
+      true,
+      true,
     ]);
+    expect([
+      canAggregate('3m', '1m'),
+      canAggregate('1h', '1h'),
+      canAggregate('3d', '1w'),
+      canAggregate('1w', '1M'),
+      canAggregate('1M', '1w'),
+    ]).toEqual([false, true, false, false, false]);
   });
 });
 

@@ -7,14 +7,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { CorruptFileError, InvalidArgumentError } from '../../src/errors.js';
 import { closeTimeOf } from '../../src/binance/intervals.js';
 import type { RawKline } from '../../src/binance/kline.js';
-import {
-  archiveFileName,
-  archiveUrl,
-  checksumUrl,
-  parseChecksumFile,
-  readArchiveRows,
-  verifyArchive,
-} from '../../src/binance/archives.js';
+import { archiveFileName, archiveUrl, checksumUrl, parseChecksumFile, readArchiveRows, verifyArchive } from '../../src/binance/archives.js';
 import { assembleLocalDay, verifyDailyFile, writeDailyFile } from '../../src/files/daily-file.js';
 import { utcDaysCovering } from '../../src/files/daily-layout.js';
 
@@ -30,7 +23,9 @@ function utcDayLines(utcDate: string, scale = 1, skip: ReadonlySet<number> = new
   for (let i = 0; i < 1440; i += 1) {
     if (skip.has(i)) continue;
     const open = start + i * MINUTE;
-    lines.push(`${open * scale},0.00162008,0.00162100,0.00161900,0.00162000,1234.50000000,${(closeTimeOf('1m', open) + 1) * scale - 1},2.00003000,${i},600.00,0.97200000,0`);
+    lines.push(
+      `${open * scale},0.00162008,0.00162100,0.00161900,0.00162000,1234.50000000,${(closeTimeOf('1m', open) + 1) * scale - 1},2.00003000,${i},600.00,0.97200000,0`,
+    );
   }
   return lines;
 }
@@ -95,7 +90,20 @@ describe('reading archive rows', () => {
     const rows = readArchiveRows(zipOf('BTCUSDT-1m-2025-01-02.csv', `${utcDayLines('2025-01-02', 1000).join('\n')}\n`), name);
     const start = Date.parse('2025-01-02T00:00:00Z');
     expect(rows).toHaveLength(1440);
-    expect(rows[0]).toEqual([start, '0.00162008', '0.00162100', '0.00161900', '0.00162000', '1234.50000000', start + MINUTE - 1, '2.00003000', 0, '600.00', '0.97200000', '0']);
+    expect(rows[0]).toEqual([
+      start,
+      '0.00162008',
+      '0.00162100',
+      '0.00161900',
+      '0.00162000',
+      '1234.50000000',
+      start + MINUTE - 1,
+      '2.00003000',
+      0,
+      '600.00',
+      '0.97200000',
+      '0',
+    ]);
     expect(rows[1439]![6]).toBe(Date.parse('2025-01-03T00:00:00Z') - 1);
   });
 
@@ -112,7 +120,9 @@ describe('reading archive rows', () => {
     const lines = utcDayLines('2024-01-24');
     const bad = [...lines];
     bad[2] = bad[2]!.replace('0.00162100', 'NaN');
-    expect(() => readArchiveRows(zipOf('BTCUSDT-1m-2024-01-24.csv', bad.join('\n')), name)).toThrow(/line 3: high must be a decimal string/);
+    expect(() => readArchiveRows(zipOf('BTCUSDT-1m-2024-01-24.csv', bad.join('\n')), name)).toThrow(
+      /line 3: high must be a decimal string/,
+    );
     const swapped = [lines[1]!, lines[0]!, ...lines.slice(2)];
     expect(() => readArchiveRows(zipOf('BTCUSDT-1m-2024-01-24.csv', swapped.join('\n')), name)).toThrow(/line 2: open time/);
     expect(() => readArchiveRows(new Uint8Array([1, 2, 3, 4]), name)).toThrow(CorruptFileError);
@@ -134,16 +144,31 @@ describe('assembling a local day from UTC archives', () => {
 
   it('joins the two UTC files around New York midnight into one complete local day', async () => {
     expect(utcDaysCovering('2024-01-24', NY)).toEqual(['2024-01-24', '2024-01-25']);
-    const { rows, missing } = assembleLocalDay('2024-01-24', NY, '1m', new Map([
-      ['2024-01-24', read('2024-01-24')],
-      ['2024-01-25', read('2024-01-25')],
-    ]));
+    const { rows, missing } = assembleLocalDay(
+      '2024-01-24',
+      NY,
+      '1m',
+      new Map([
+        ['2024-01-24', read('2024-01-24')],
+        ['2024-01-25', read('2024-01-25')],
+      ]),
+    );
     expect(missing).toEqual([]);
     expect(rows).toHaveLength(1440);
     expect(rows[0]![0]).toBe(Date.parse('2024-01-24T05:00:00Z'));
     expect(rows[1439]![0]).toBe(Date.parse('2024-01-25T04:59:00Z'));
 
-    const { path } = await writeDailyFile({ root, market: 'UM', timezone: NY, bar: '1m', day: '2024-01-24', symbol: 'BTCUSDT', rows, gaps: [], source: 'archive' });
+    const { path } = await writeDailyFile({
+      root,
+      market: 'UM',
+      timezone: NY,
+      bar: '1m',
+      day: '2024-01-24',
+      symbol: 'BTCUSDT',
+      rows,
+      gaps: [],
+      source: 'archive',
+    });
     const report = await verifyDailyFile(path, { market: 'UM', timezone: NY, bar: '1m', day: '2024-01-24', symbol: 'BTCUSDT' });
     expect(report.status).toBe('complete');
   });
@@ -160,10 +185,15 @@ describe('assembling a local day from UTC archives', () => {
   });
 
   it('assembles the 25-hour fall-back day from its two UTC files', () => {
-    const { rows, missing } = assembleLocalDay('2024-11-03', NY, '1m', new Map([
-      ['2024-11-03', read('2024-11-03')],
-      ['2024-11-04', read('2024-11-04')],
-    ]));
+    const { rows, missing } = assembleLocalDay(
+      '2024-11-03',
+      NY,
+      '1m',
+      new Map([
+        ['2024-11-03', read('2024-11-03')],
+        ['2024-11-04', read('2024-11-04')],
+      ]),
+    );
     expect(rows).toHaveLength(1500);
     expect(missing).toEqual([]);
   });

@@ -18,7 +18,11 @@ function row(m: number, close: number): number[] {
   return [t, 1, 2, 0.5, close, 10, t + MIN - 1, 15, 4, 5, 7.5, 0];
 }
 
-const minutes = (ring: CandleRing) => ring.view().toArray().map((r) => ((r[0] as number) - T0) / MIN);
+const minutes = (ring: CandleRing) =>
+  ring
+    .view()
+    .toArray()
+    .map((r) => ((r[0] as number) - T0) / MIN);
 const closes = (ring: CandleRing) => Array.from(ring.view().column(COL.close));
 
 describe('CandleRing upsert', () => {

@@ -33,8 +33,18 @@ afterEach(async () => {
 /** A final candle with decimals written the way Binance writes them (trailing zeros kept). */
 function candle(openTime: number, bar: Interval, index: number): RawKline {
   return [
-    openTime, '43000.10000000', `${43010 + index}.00000000`, '42990.5', '43001.20000000', '0.00162008',
-    closeTimeOf(bar, openTime), '69.66001000', index, '0.00081004', '34.83000500', '0',
+    openTime,
+    '43000.10000000',
+    `${43010 + index}.00000000`,
+    '42990.5',
+    '43001.20000000',
+    '0.00162008',
+    closeTimeOf(bar, openTime),
+    '69.66001000',
+    index,
+    '0.00081004',
+    '34.83000500',
+    '0',
   ];
 }
 
@@ -56,7 +66,9 @@ describe('daily CSV format', () => {
     expect(text.split('\n')[0]).toBe(
       'open_time,open,high,low,close,volume,close_time,quote_volume,count,taker_buy_volume,taker_buy_quote_volume,ignore',
     );
-    expect(text.split('\n')[1]).toBe('1705294800000,43000.10000000,43010.00000000,42990.5,43001.20000000,0.00162008,1705294859999,69.66001000,0,0.00081004,34.83000500,0');
+    expect(text.split('\n')[1]).toBe(
+      '1705294800000,43000.10000000,43010.00000000,42990.5,43001.20000000,0.00162008,1705294859999,69.66001000,0,0.00081004,34.83000500,0',
+    );
     const rows = parseKlineCsv(text, 'x.csv');
     expect(rows[0]![1]).toBe('43000.10000000');
     expect(rows[0]![5]).toBe('0.00162008');
@@ -176,11 +188,13 @@ describe('writing and verifying a day', () => {
     const wrongClose: RawKline = [...all[0]!];
     wrongClose[6] += 1;
     await expect(write('2024-01-24', [wrongClose])).rejects.toThrow(/close time/);
-    await expect(
-      writeDailyFile({ root, ...keyOf('2024-01-24'), rows: all, gaps: [], source: 'live', now: all[1439]![6] }),
-    ).rejects.toThrow(/only closed candles/);
+    await expect(writeDailyFile({ root, ...keyOf('2024-01-24'), rows: all, gaps: [], source: 'live', now: all[1439]![6] })).rejects.toThrow(
+      /only closed candles/,
+    );
     await expect(write('2024-01-24', all.slice(1), [{ from: all[0]![0], to: all[1]![0], candles: 2 }])).rejects.toThrow(/gap 0/);
-    await expect(write('2024-01-24', all.slice(2), [{ from: all[0]![0], to: all[1]![0], candles: 3 }])).rejects.toThrow(/spans 2 candles, not 3/);
+    await expect(write('2024-01-24', all.slice(2), [{ from: all[0]![0], to: all[1]![0], candles: 3 }])).rejects.toThrow(
+      /spans 2 candles, not 3/,
+    );
     await expect(write('2024-01-24', all, [], '../x')).rejects.toBeInstanceOf(InvalidArgumentError);
     // Nothing reached the disk.
     await expect(readdir(root)).resolves.toEqual([]);
@@ -193,9 +207,7 @@ describe('writing and verifying a day', () => {
     const folder = dirname(dailyFilePath(root, 'UM', NY, '1m', '2024-01-24', 'BTCUSDT'));
     const manifest = await readManifest(folder);
     expect(Object.keys(manifest?.symbols ?? {}).sort()).toEqual([...symbols].sort());
-    const reports = await Promise.all(
-      symbols.map((symbol) => verifyDailyFile(join(folder, `${symbol}.csv`), keyOf('2024-01-24', symbol))),
-    );
+    const reports = await Promise.all(symbols.map((symbol) => verifyDailyFile(join(folder, `${symbol}.csv`), keyOf('2024-01-24', symbol))));
     expect(reports.every((report) => report.status === 'complete')).toBe(true);
     expect((await readdir(folder)).filter((name) => name.endsWith('.tmp'))).toEqual([]);
   });

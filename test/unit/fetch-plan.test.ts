@@ -97,7 +97,10 @@ describe('mergeRanges', () => {
 
   it('joins ranges exactly spanMs apart, not one ms more', () => {
     expect(mergeRanges([range(0, 2), range(4, 5)], 2 * MINUTE)).toEqual([range(0, 5)]);
-    expect(mergeRanges([range(0, 2), { from: open(4) + 1, to: open(5) }], 2 * MINUTE)).toEqual([range(0, 2), { from: open(4) + 1, to: open(5) }]);
+    expect(mergeRanges([range(0, 2), { from: open(4) + 1, to: open(5) }], 2 * MINUTE)).toEqual([
+      range(0, 2),
+      { from: open(4) + 1, to: open(5) },
+    ]);
   });
 
   it('keeps the later end when a range lies inside another, and leaves its input alone', () => {
@@ -165,7 +168,9 @@ describe('klines weights (BINANCE.md)', () => {
 describe('sweepKind', () => {
   const NOW = open(100) + 30_000;
   const STALE = 20_000;
-  function candidate(overrides: Partial<Omit<SweepCandidate, 'isOverdue' | 'pendingFinal'>> & { overdue?: boolean; pending?: number } = {}): SweepCandidate {
+  function candidate(
+    overrides: Partial<Omit<SweepCandidate, 'isOverdue' | 'pendingFinal'>> & { overdue?: boolean; pending?: number } = {},
+  ): SweepCandidate {
     const overdue = overrides.overdue ?? false;
     return {
       isReady: overrides.isReady ?? true,
@@ -232,7 +237,15 @@ describe('planSweep', () => {
       item('repair-new', 'repair', 70, 1),
       item('repair-old', 'repair', 20, 1),
     ];
-    expect(planSweep(due, 100).map((i) => i.name)).toEqual(['repair-old', 'repair-new', 'warm', 'overdue', 'stale-old', 'stale-new', 'final']);
+    expect(planSweep(due, 100).map((i) => i.name)).toEqual([
+      'repair-old',
+      'repair-new',
+      'warm',
+      'overdue',
+      'stale-old',
+      'stale-new',
+      'final',
+    ]);
   });
 
   it('stops at the first item that does not fit: cheaper ones behind it are not taken', () => {

@@ -44,7 +44,14 @@ describe('inspectFile on a snapshot', () => {
   it('reports the header and, per symbol, rows, first and last open time, coverage and gaps', async () => {
     const file = await snapshotWithGap();
     const report = JSON.parse(await inspectFile(file, { format: 'json' })) as SnapshotInspection;
-    expect(report).toMatchObject({ kind: 'snapshot', market: 'UM', bar: '1m', length: 20, createdAt: '2024-01-24T01:00:00.000Z', symbolCount: 2 });
+    expect(report).toMatchObject({
+      kind: 'snapshot',
+      market: 'UM',
+      bar: '1m',
+      length: 20,
+      createdAt: '2024-01-24T01:00:00.000Z',
+      symbolCount: 2,
+    });
     const [btc, eth] = report.symbols;
     expect(btc).toMatchObject({ symbol: 'BTCUSDT', rows: 7, firstOpenTime: T0, lastOpenTime: T0 + 9 * MIN, span: 10, coveragePercent: 70 });
     expect(btc?.gaps).toEqual([{ from: T0 + 4 * MIN, to: T0 + 6 * MIN, candles: 3 }]);
@@ -112,7 +119,18 @@ describe('inspectFile on a daily file', () => {
     // Hours 5 to 7 had no trading: recorded as a gap.
     const rows = day.filter((_, i) => i < 5 || i > 7).map((t) => kline(t, HOUR));
     const gap = { from: day[5] as number, to: day[7] as number, candles: 3 };
-    const { path } = await writeDailyFile({ root: dir, market: 'UM', timezone: NY, bar, day: DAY, symbol: 'BTCUSDT', rows, gaps: [gap], source: 'rest', now: AFTER });
+    const { path } = await writeDailyFile({
+      root: dir,
+      market: 'UM',
+      timezone: NY,
+      bar,
+      day: DAY,
+      symbol: 'BTCUSDT',
+      rows,
+      gaps: [gap],
+      source: 'rest',
+      now: AFTER,
+    });
     const report = JSON.parse(await inspectFile(path, { format: 'json', rows: 2 })) as DailyFileInspection;
     expect(report).toMatchObject({
       kind: 'daily',
@@ -139,7 +157,18 @@ describe('inspectFile on a daily file', () => {
 
   it('lists candles missing but not recorded as gaps, and says the file is incomplete', async () => {
     const rows = day.filter((_, i) => i !== 10).map((t) => kline(t, HOUR));
-    const { path } = await writeDailyFile({ root: dir, market: 'UM', timezone: NY, bar, day: DAY, symbol: 'ETHUSDT', rows: rows.slice(0, 20), gaps: [], source: 'rest', now: AFTER });
+    const { path } = await writeDailyFile({
+      root: dir,
+      market: 'UM',
+      timezone: NY,
+      bar,
+      day: DAY,
+      symbol: 'ETHUSDT',
+      rows: rows.slice(0, 20),
+      gaps: [],
+      source: 'rest',
+      now: AFTER,
+    });
     const csv = await inspectFile(path, { format: 'csv' });
     const [summary, gaps, candles] = csv.trimEnd().split('\n\n');
     const fields = summary?.split('\n')[1]?.split(',') ?? [];
@@ -165,7 +194,9 @@ describe('inspectFile on a daily file', () => {
     await mkdir(folder, { recursive: true });
     const file = join(folder, 'BTCUSDT.csv');
     await writeFile(file, `${KLINE_COLUMNS.join(',')}\n${kline(day[0] as number, HOUR).join(',')}\n1,2,3\n`);
-    await expect(inspectFile(file, { format: 'table' })).rejects.toThrow(new CorruptFileError(file, 'line 3 has 3 values, expected 12: "1,2,3"'));
+    await expect(inspectFile(file, { format: 'table' })).rejects.toThrow(
+      new CorruptFileError(file, 'line 3 has 3 values, expected 12: "1,2,3"'),
+    );
   });
 });
 
@@ -179,6 +210,8 @@ describe('inspectFile on anything else', () => {
 
   it('names a missing file', async () => {
     const file = join(dir, 'missing.msgpack');
-    await expect(inspectFile(file, { format: 'json' })).rejects.toThrow(`${file} does not exist; expected the path of a snapshot or a daily candle file`);
+    await expect(inspectFile(file, { format: 'json' })).rejects.toThrow(
+      `${file} does not exist; expected the path of a snapshot or a daily candle file`,
+    );
   });
 });

@@ -38,14 +38,22 @@ function covered(interval: Interval, pages: readonly KlinePage[]): number[] {
 describe('planKlinePages', () => {
   it('UM uses pages of 499 and a cheap remainder: 999 candles cost 2 + 2 + 1', () => {
     const pages = planKlinePages({ market: 'UM', interval: '1m', from: T0, to: T0 + 998 * MINUTE });
-    expect(pages.map((p) => [p.limit, p.weight])).toEqual([[499, 2], [499, 2], [1, 1]]);
+    expect(pages.map((p) => [p.limit, p.weight])).toEqual([
+      [499, 2],
+      [499, 2],
+      [1, 1],
+    ]);
     expect(pages[0]?.startTime).toBe(T0);
     expect(pages[2]?.endTime).toBe(T0 + 998 * MINUTE);
   });
 
   it('SPOT uses pages of 1000 at weight 2 each', () => {
     const pages = planKlinePages({ market: 'SPOT', interval: '1m', from: T0, to: T0 + 2879 * MINUTE });
-    expect(pages.map((p) => [p.limit, p.weight])).toEqual([[1000, 2], [1000, 2], [880, 2]]);
+    expect(pages.map((p) => [p.limit, p.weight])).toEqual([
+      [1000, 2],
+      [1000, 2],
+      [880, 2],
+    ]);
   });
 
   it.each(['SPOT', 'UM', 'CM'] as const)('%s plans reach the least possible weight for every size up to 2000', (market) => {

@@ -43,9 +43,7 @@ describe('KlineFrameDecoder', () => {
     expect(frame.symbol).toBe('BTCUSDT');
     expect(frame.isClosed).toBe(true);
     expect(frame.eventTime).toBe(1_770_000_030_123);
-    expect([...frame.values]).toEqual([
-      1_770_000_000_000, 0.001, 0.0025, 0.0015, 0.002, 1000, 1_770_000_059_999, 1, 101, 500, 0.5, 123456,
-    ]);
+    expect([...frame.values]).toEqual([1_770_000_000_000, 0.001, 0.0025, 0.0015, 0.002, 1000, 1_770_000_059_999, 1, 101, 500, 0.5, 123456]);
   });
 
   it('decodes a raw (uncombined) event and reuses one values array', () => {

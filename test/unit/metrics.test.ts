@@ -41,7 +41,9 @@ describe('formatMetrics', () => {
 
   it('escapes backslash, double quote and line feed in label values, and backslash and line feed in help', () => {
     expect(escapeLabelValue('a"b\\c\nd')).toBe('a\\"b\\\\c\\nd');
-    const text = formatMetrics([{ name: 'x', help: 'one\\two\nthree "quoted"', type: 'gauge', samples: [{ labels: { path: 'C:\\dir\n"x"' }, value: 2 }] }]);
+    const text = formatMetrics([
+      { name: 'x', help: 'one\\two\nthree "quoted"', type: 'gauge', samples: [{ labels: { path: 'C:\\dir\n"x"' }, value: 2 }] },
+    ]);
     expect(text.split('\n')).toEqual(['# HELP x one\\\\two\\nthree "quoted"', '# TYPE x gauge', 'x{path="C:\\\\dir\\n\\"x\\""} 2', '']);
   });
 
@@ -150,7 +152,9 @@ describe('collectMetrics', () => {
   });
 
   it('leaves out the series it has no value for rather than inventing one', () => {
-    const text = formatMetrics(collectMetrics(serverWith({ snapshots: { written: 0, lastDurationMs: undefined, lastFile: undefined } }, {})));
+    const text = formatMetrics(
+      collectMetrics(serverWith({ snapshots: { written: 0, lastDurationMs: undefined, lastFile: undefined } }, {})),
+    );
     expect(text).toContain('# TYPE candle_server_snapshot_duration_seconds gauge');
     expect(valueOf(text, 'candle_server_snapshot_duration_seconds{market="UM"}')).toBeUndefined();
     expect(valueOf(text, 'candle_server_event_loop_delay_p99_seconds{market="UM"}')).toBeUndefined();

@@ -3,13 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
-import {
-  DEFAULT_RULE,
-  downloadTimeOf,
-  loadCandleRule,
-  parseCandleRule,
-  resolveEndpoints,
-} from '../../src/rule.js';
+import { DEFAULT_RULE, downloadTimeOf, loadCandleRule, parseCandleRule, resolveEndpoints } from '../../src/rule.js';
 
 /** The error parseCandleRule throws for `input`, failing the test if it does not throw. */
 function configErrorOf(input: unknown): ConfigError {
@@ -85,8 +79,21 @@ describe('CandleRule defaults', () => {
 
 describe('parseCandleRule', () => {
   it('keeps valid values and fills the rest with defaults', () => {
-    const rule = parseCandleRule({ MARKET: 'UM', BAR: '5m', SYMBOLS: ['BTCUSDT', 'ETHUSDT'], DOWNLOAD_TIME: null, CACHE_DELAY_SECONDS: null });
-    expect(rule).toMatchObject({ MARKET: 'UM', BAR: '5m', SYMBOLS: ['BTCUSDT', 'ETHUSDT'], DOWNLOAD_TIME: null, CACHE_DELAY_SECONDS: null, LENGTH: 2880 });
+    const rule = parseCandleRule({
+      MARKET: 'UM',
+      BAR: '5m',
+      SYMBOLS: ['BTCUSDT', 'ETHUSDT'],
+      DOWNLOAD_TIME: null,
+      CACHE_DELAY_SECONDS: null,
+    });
+    expect(rule).toMatchObject({
+      MARKET: 'UM',
+      BAR: '5m',
+      SYMBOLS: ['BTCUSDT', 'ETHUSDT'],
+      DOWNLOAD_TIME: null,
+      CACHE_DELAY_SECONDS: null,
+      LENGTH: 2880,
+    });
   });
 
   it.each([
@@ -149,7 +156,9 @@ describe('parseCandleRule', () => {
 
   it('refuses an empty list, a duplicate and anything but a list or all', () => {
     expect(configErrorOf({ SYMBOLS: [] }).issues[0]?.path).toBe('SYMBOLS');
-    expect(configErrorOf({ SYMBOLS: ['BTCUSDT', 'BTCUSDT'] }).message).toContain('SYMBOLS[1]: expected unique symbols; BTCUSDT is listed twice');
+    expect(configErrorOf({ SYMBOLS: ['BTCUSDT', 'BTCUSDT'] }).message).toContain(
+      'SYMBOLS[1]: expected unique symbols; BTCUSDT is listed twice',
+    );
     expect(configErrorOf({ SYMBOLS: 'BTCUSDT' }).issues[0]).toMatchObject({ path: 'SYMBOLS', received: 'BTCUSDT' });
   });
 
@@ -229,7 +238,9 @@ describe('loadCandleRule', () => {
     expect(error.message).toContain(`LENGTH: expected an integer from 1 to 100000 [from ${file}] (received 0)`);
     expect(error.message).toContain('BAR: expected one of 1s, 1m');
     expect(error.message).toContain('[from CANDLE_SERVER_BAR] (received "2m")');
-    expect(error.message).toContain('SERVER_WEIGHT: expected a number greater than 0 and at most 1 [from CANDLE_SERVER_SERVER_WEIGHT] (received "lots")');
+    expect(error.message).toContain(
+      'SERVER_WEIGHT: expected a number greater than 0 and at most 1 [from CANDLE_SERVER_SERVER_WEIGHT] (received "lots")',
+    );
   });
 
   it('rejects an unknown CANDLE_SERVER_ variable by name', async () => {

@@ -44,7 +44,20 @@ const indexOf = (openTime: number): number => (openTime - T0) / MINUTE;
 function candleValues(i: number, elapsed: number): number[] {
   const e = Math.max(0, Math.min(MINUTE, elapsed));
   const base = 100 + (i % 50);
-  return [open(i), base, base + 1 + e / 1000, base - 1 - e / 100_000, base + e / 1000, e, closeOf(i), e * 3, Math.floor(e / 7), e / 2, e * 1.5, 0];
+  return [
+    open(i),
+    base,
+    base + 1 + e / 1000,
+    base - 1 - e / 100_000,
+    base + e / 1000,
+    e,
+    closeOf(i),
+    e * 3,
+    Math.floor(e / 7),
+    e / 2,
+    e * 1.5,
+    0,
+  ];
 }
 
 class Exchange {
@@ -184,7 +197,9 @@ function runScenario(params: Params, actions: readonly Action[], options: Harnes
     const current = ruleCurrent();
     const rows = exchange.klines(windowStart(current), current, trueNow);
     const data = new Float64Array(rows.length * W);
-    rows.forEach((r, k) => data.set([r[0], ...r.slice(1, 6).map(Number), r[6], Number(r[7]), r[8], Number(r[9]), Number(r[10]), Number(r[11])], k * W));
+    rows.forEach((r, k) =>
+      data.set([r[0], ...r.slice(1, 6).map(Number), r[6], Number(r[7]), r[8], Number(r[9]), Number(r[10]), Number(r[11])], k * W),
+    );
     ring.assign(data);
     if (ring.newestOpenTime === current && ring.isFull && ring.gaps('1m').length === 0) {
       tracked.adoptSnapshot(current);
@@ -272,7 +287,13 @@ function runScenario(params: Params, actions: readonly Action[], options: Harnes
           }
           const sentAt = ruleNow();
           const to = ruleCurrent();
-          flight = { ...waiting, to, sentAt, isSent: true, rows: action.processLate ? undefined : exchange.klines(waiting.from, to, trueNow) };
+          flight = {
+            ...waiting,
+            to,
+            sentAt,
+            isSent: true,
+            rows: action.processLate ? undefined : exchange.klines(waiting.from, to, trueNow),
+          };
           log.push(`rest confirm [${indexOf(waiting.from)}..${indexOf(to)}] sentAt=${sentAt - T0}`);
           return;
         }
@@ -322,7 +343,14 @@ function runScenario(params: Params, actions: readonly Action[], options: Harnes
         const pending = tracked.pendingFinal();
         if (f.kind !== 'confirm' && f.kind !== 'random' && pending !== undefined && newest !== undefined && pending < newest) {
           // A close within the margin of the request: confirm it once the margin has passed.
-          const confirm: Flight = { ...f, kind: 'confirm', from: pending, notBefore: closeOf(indexOf(pending)) + margin, isSent: false, rows: undefined };
+          const confirm: Flight = {
+            ...f,
+            kind: 'confirm',
+            from: pending,
+            notBefore: closeOf(indexOf(pending)) + margin,
+            isSent: false,
+            rows: undefined,
+          };
           flight = confirm;
           log.push(`confirm ${indexOf(pending)} after ${confirm.notBefore - T0}`);
           return;
@@ -346,19 +374,35 @@ function runScenario(params: Params, actions: readonly Action[], options: Harnes
     check(tracked.streamAt <= trueNow, () => `streamAt ahead of the exchange\n${describeState()}`);
     // State consistent with isServable.
     if (!tracked.isReady) {
-      check(!servable && tracked.state(sec, false) === 'warming' && tracked.state(sec, true) === 'warming', () => `not ready but ${tracked.state(sec, false)}\n${describeState()}`);
+      check(
+        !servable && tracked.state(sec, false) === 'warming' && tracked.state(sec, true) === 'warming',
+        () => `not ready but ${tracked.state(sec, false)}\n${describeState()}`,
+      );
     } else {
-      check((tracked.state(sec, false) === 'fresh') === servable, () => `state ${tracked.state(sec, false)} but servable=${servable}\n${describeState()}`);
-      check((tracked.state(sec, true) === 'banned') === !servable, () => `banned state ${tracked.state(sec, true)} but servable=${servable}\n${describeState()}`);
+      check(
+        (tracked.state(sec, false) === 'fresh') === servable,
+        () => `state ${tracked.state(sec, false)} but servable=${servable}\n${describeState()}`,
+      );
+      check(
+        (tracked.state(sec, true) === 'banned') === !servable,
+        () => `banned state ${tracked.state(sec, true)} but servable=${servable}\n${describeState()}`,
+      );
       if (tracked.state(sec, false) === 'overdue') check(tracked.isOverdue(), () => `overdue state but not overdue\n${describeState()}`);
     }
-    if (tracked.isStreamSettled()) check(tracked.streamAt > 0 && tracked.holeFrom === undefined, () => `settled without a stream or with a hole\n${describeState()}`);
+    if (tracked.isStreamSettled())
+      check(tracked.streamAt > 0 && tracked.holeFrom === undefined, () => `settled without a stream or with a hole\n${describeState()}`);
     // Closes: once per candle, in order, with the exchange's final close.
     for (let k = closesBefore; k < closes.length; k += 1) {
       const [t, c] = closes[k] as [number, number];
       const previous = closes[k - 1];
-      check(previous === undefined || previous[0] < t, () => `close of ${indexOf(t)} reported after ${previous ? indexOf(previous[0]) : '-'}\n${describeState()}`);
-      check(c === exchange.finalValues(indexOf(t))[4], () => `close of ${indexOf(t)} reported with ${c}, not its final close\n${describeState()}`);
+      check(
+        previous === undefined || previous[0] < t,
+        () => `close of ${indexOf(t)} reported after ${previous ? indexOf(previous[0]) : '-'}\n${describeState()}`,
+      );
+      check(
+        c === exchange.finalValues(indexOf(t))[4],
+        () => `close of ${indexOf(t)} reported with ${c}, not its final close\n${describeState()}`,
+      );
     }
     // Holes: each reported one is earlier than the hole before it, and the earliest is kept.
     let earliest = holeBefore;
@@ -382,7 +426,10 @@ function runScenario(params: Params, actions: readonly Action[], options: Harnes
     for (let r = 0; r < count - 1; r += 1) {
       const i = indexOf(view.openTime(r));
       const row = Array.from(view.at(r));
-      check(sameValues(row, exchange.finalValues(i)), () => `served row ${i} is not its final candle: volume(elapsed)=${row[5]}\n${describeState()}`);
+      check(
+        sameValues(row, exchange.finalValues(i)),
+        () => `served row ${i} is not its final candle: volume(elapsed)=${row[5]}\n${describeState()}`,
+      );
     }
     // (b) no hole the exchange does not have.
     for (let i = indexOf(view.openTime(0)) + 1; i < n; i += 1) {
@@ -404,7 +451,10 @@ function runScenario(params: Params, actions: readonly Action[], options: Harnes
     }
     // (c) past its boundary deadline, the newest row holds its final values.
     if (params.cadenceMs !== undefined && ruleNow() - closeOf(n) > params.cadenceMs + margin) {
-      check(sameValues(row, exchange.finalValues(n)), () => `newest row ${n} served past its deadline without its final values\n${describeState()}`);
+      check(
+        sameValues(row, exchange.finalValues(n)),
+        () => `newest row ${n} served past its deadline without its final values\n${describeState()}`,
+      );
     }
   };
 
@@ -431,7 +481,9 @@ const paramsArb: fc.Arbitrary<Params> = fc.record({
   cadenceMs: fc.constantFrom<number | undefined>(undefined, 250, 2000, 2000),
   securityMs: fc.constantFrom(5_000, 60_000, 180_000),
   // Trading suspended for some candles (real exchange gaps), around and after the start.
-  suspended: fc.array(fc.integer({ min: FIRST - 12, max: FIRST + 40 }), { maxLength: 4 }).map((xs) => xs.flatMap((x) => (x % 3 === 0 ? [x, x + 1] : [x]))),
+  suspended: fc
+    .array(fc.integer({ min: FIRST - 12, max: FIRST + 40 }), { maxLength: 4 })
+    .map((xs) => xs.flatMap((x) => (x % 3 === 0 ? [x, x + 1] : [x]))),
   init: fc.constantFrom<InitMode>('rest', 'rest', 'snapshot', 'daily'),
 });
 
@@ -443,7 +495,9 @@ const actionArb: fc.Arbitrary<Action> = fc.oneof(
   { weight: 8, arbitrary: fc.constant<Action>({ type: 'streamUpdate' }) },
   {
     weight: 4,
-    arbitrary: fc.record({ skip: fc.constantFrom(0, 0, 0, 1), lateMs: fc.constantFrom(0, 0, 5, 300, 3000) }).map(({ skip, lateMs }): Action => ({ type: 'streamClose', skip, lateMs })),
+    arbitrary: fc
+      .record({ skip: fc.constantFrom(0, 0, 0, 1), lateMs: fc.constantFrom(0, 0, 5, 300, 3000) })
+      .map(({ skip, lateMs }): Action => ({ type: 'streamClose', skip, lateMs })),
   },
   { weight: 1, arbitrary: fc.constant<Action>({ type: 'interrupt' }) },
   { weight: 1, arbitrary: fc.constant<Action>({ type: 'reconnect' }) },
@@ -487,14 +541,23 @@ describe('TrackedSymbol against a reference exchange (property-based)', () => {
       fc.oneof(
         { weight: 6, arbitrary: fc.integer({ min: 100, max: 3000 }).map((ms): Action => ({ type: 'tick', ms })) },
         { weight: 8, arbitrary: fc.constant<Action>({ type: 'streamUpdate' }) },
-        { weight: 5, arbitrary: fc.record({ skip: fc.constant(0), lateMs: fc.constantFrom(0, 200) }).map((r): Action => ({ type: 'streamClose', ...r })) },
+        {
+          weight: 5,
+          arbitrary: fc
+            .record({ skip: fc.constant(0), lateMs: fc.constantFrom(0, 200) })
+            .map((r): Action => ({ type: 'streamClose', ...r })),
+        },
         { weight: 1, arbitrary: actionArb },
       ),
       { minLength: 50, maxLength: 200 },
     );
     fc.assert(
       fc.property(paramsArb, steady, (params, actions) => {
-        runScenario(params, [{ type: 'restSend', kind: 'warm', a: 0, b: 0, processLate: false }, { type: 'restArrive' }, ...actions], CONTRACT);
+        runScenario(
+          params,
+          [{ type: 'restSend', kind: 'warm', a: 0, b: 0, processLate: false }, { type: 'restArrive' }, ...actions],
+          CONTRACT,
+        );
       }),
       { numRuns: 300 },
     );

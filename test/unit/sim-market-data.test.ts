@@ -37,7 +37,11 @@ describe('synthetic market data', () => {
 
   it('serves every interval of every market with well-formed rows and exact close times', () => {
     const w = world();
-    for (const [market, symbol] of [['SPOT', 'BTCUSDT'], ['UM', 'ETHUSDT'], ['CM', 'BTCUSD_PERP']] as const) {
+    for (const [market, symbol] of [
+      ['SPOT', 'BTCUSDT'],
+      ['UM', 'ETHUSDT'],
+      ['CM', 'BTCUSD_PERP'],
+    ] as const) {
       for (const interval of MARKETS[market].intervals) {
         const rows = w.klines(market, symbol, interval, { from: 0, to: NOW, limit: 5, newest: true, now: NOW });
         expect(rows, `${market} ${interval}`).toHaveLength(5);
@@ -116,7 +120,12 @@ describe('replayed market data', () => {
   const start = Date.parse('2025-03-10T00:00:00Z');
   const sourceStart = rows[0]?.[0] ?? 0;
   const replayWorld = () =>
-    new MarketWorld({ clock: fixedClock, markets: ['SPOT'], symbols: { SPOT: [] }, replay: [{ market: 'SPOT', symbol: 'REALBTC', rows, startTime: start }] });
+    new MarketWorld({
+      clock: fixedClock,
+      markets: ['SPOT'],
+      symbols: { SPOT: [] },
+      replay: [{ market: 'SPOT', symbol: 'REALBTC', rows, startTime: start }],
+    });
 
   it('plays each recorded minute as the 1m candle, re-based in time', () => {
     const w = replayWorld();

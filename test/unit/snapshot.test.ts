@@ -6,13 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Packr, Unpackr } from 'msgpackr';
 import { AbortedError, CorruptFileError } from '../../src/errors.js';
 import { KLINE_COLUMNS } from '../../src/binance/kline.js';
-import {
-  listSnapshots,
-  loadNewestValidSnapshot,
-  loadSnapshot,
-  snapshotFileName,
-  writeSnapshot,
-} from '../../src/files/snapshot.js';
+import { listSnapshots, loadNewestValidSnapshot, loadSnapshot, snapshotFileName, writeSnapshot } from '../../src/files/snapshot.js';
 import { CandleMap } from '../../src/store/candle-map.js';
 
 const MIN = 60_000;
@@ -140,8 +134,15 @@ describe('snapshot files', () => {
     const packr = new Packr({ useRecords: false });
     const { createHash } = await import('node:crypto');
     const header = packr.pack({
-      format: 'candle-server-snapshot', version: 1, market: 'UM', bar: '1m', length: 5,
-      columns: [...KLINE_COLUMNS], dtype: '<f8', createdAt: new Date(T0).toISOString(), symbols: 1,
+      format: 'candle-server-snapshot',
+      version: 1,
+      market: 'UM',
+      bar: '1m',
+      length: 5,
+      columns: [...KLINE_COLUMNS],
+      dtype: '<f8',
+      createdAt: new Date(T0).toISOString(),
+      symbols: 1,
     });
     const rows = new Float64Array(24);
     rows[0] = T0 + MIN;

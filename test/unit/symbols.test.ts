@@ -19,13 +19,13 @@ describe('symbol names', () => {
   );
 
   it('names the place and the value received in its message', () => {
-    expect(() => assertSymbol('btc/usdt', 'SYMBOLS[2]')).toThrow(
-      'SYMBOLS[2] "btc/usdt" is not a Binance symbol (A-Z, 0-9, _)',
-    );
+    expect(() => assertSymbol('btc/usdt', 'SYMBOLS[2]')).toThrow('SYMBOLS[2] "btc/usdt" is not a Binance symbol (A-Z, 0-9, _)');
   });
 
   it('suggests the upper-case name for a lower-case symbol instead of changing it', () => {
-    expect(() => assertSymbol('btcusdt', 'symbol')).toThrow('symbol "btcusdt" is not a Binance symbol (A-Z, 0-9, _); did you mean "BTCUSDT"?');
+    expect(() => assertSymbol('btcusdt', 'symbol')).toThrow(
+      'symbol "btcusdt" is not a Binance symbol (A-Z, 0-9, _); did you mean "BTCUSDT"?',
+    );
     expect(symbolProblem('b/c')).not.toContain('did you mean');
   });
 

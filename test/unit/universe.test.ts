@@ -33,7 +33,11 @@ const CM: ExchangeInfoSymbol[] = [
 
 describe('selectUniverse', () => {
   it("'all' on SPOT keeps the TRADING symbols, sorted", () => {
-    expect(selectUniverse('SPOT', SPOT, rule())).toEqual({ symbols: ['BTCUSDT', 'ETHBTC', 'ETHUSDT', 'USDCUSDT'], unknown: [], notTrading: [] });
+    expect(selectUniverse('SPOT', SPOT, rule())).toEqual({
+      symbols: ['BTCUSDT', 'ETHBTC', 'ETHUSDT', 'USDCUSDT'],
+      unknown: [],
+      notTrading: [],
+    });
   });
 
   it("'all' on UM keeps trading contracts of the configured types", () => {
@@ -104,11 +108,11 @@ function nextEvent<K extends 'joined' | 'left' | 'refreshFailed'>(universe: Symb
       off();
       reject(new Error(`no ${event} within ${ms} ms`));
     }, ms);
-    const off = universe.on(event, ((payload: unknown) => {
+    const off = universe.on(event, (payload: unknown) => {
       clearTimeout(timer);
       off();
       resolve(payload);
-    }));
+    });
   });
 }
 
@@ -163,7 +167,12 @@ describe('SymbolUniverse', () => {
   it('reports unknown listed symbols in a warning and goes on with the others', async () => {
     const ex = exchange(SPOT);
     const { logger, lines } = captureLogger();
-    const universe = new SymbolUniverse({ market: 'SPOT', rule: rule({ SYMBOLS: ['BTCUSDT', 'NOPEUSDT'] }), fetchExchangeInfo: ex.fetch, logger });
+    const universe = new SymbolUniverse({
+      market: 'SPOT',
+      rule: rule({ SYMBOLS: ['BTCUSDT', 'NOPEUSDT'] }),
+      fetchExchangeInfo: ex.fetch,
+      logger,
+    });
     expect(await universe.start()).toEqual(['BTCUSDT']);
     expect(universe.selection()?.unknown).toEqual(['NOPEUSDT']);
     expect(lines.find((l) => l.level === 40)).toMatchObject({ unknown: ['NOPEUSDT'], component: 'universe', market: 'SPOT' });

@@ -72,7 +72,13 @@ const chart: IChartApi = createChart(ui.chart, {
   timeScale: { timeVisible: true, secondsVisible: false },
 });
 const lineStyle = { lineWidth: 1, priceLineVisible: false, lastValueVisible: false, crosshairMarkerVisible: false } as const;
-const candles = chart.addSeries(CandlestickSeries, { upColor: '#089981', downColor: '#f23645', borderVisible: false, wickUpColor: '#089981', wickDownColor: '#f23645' });
+const candles = chart.addSeries(CandlestickSeries, {
+  upColor: '#089981',
+  downColor: '#f23645',
+  borderVisible: false,
+  wickUpColor: '#089981',
+  wickDownColor: '#f23645',
+});
 const series: Record<Exclude<Overlay, 'bollinger'> | 'bbUpper' | 'bbMiddle' | 'bbLower', ISeriesApi<'Line'>> = {
   ma5: chart.addSeries(LineSeries, { ...lineStyle, color: '#f7c948' }),
   ma10: chart.addSeries(LineSeries, { ...lineStyle, color: '#e040fb' }),
@@ -200,7 +206,9 @@ function showStatus(status: ChartStatus): void {
   ui.state.textContent = status.state;
   ui.weight.textContent = `${status.weight.used} / ${status.weight.budget} (limit ${status.weight.limit})${status.weight.bannedUntil === null ? '' : ' BANNED'}`;
   ui.stream.textContent =
-    status.stream.mode === 'websocket' ? `${status.stream.connections} connection(s), ${status.stream.reconnects} reconnect(s)` : 'REST polling';
+    status.stream.mode === 'websocket'
+      ? `${status.stream.connections} connection(s), ${status.stream.reconnects} reconnect(s)`
+      : 'REST polling';
 }
 
 function formatAge(ms: number): string {

@@ -64,7 +64,8 @@ export async function runDownload(argv: readonly string[], context: CliContext):
   const dayCount = integerOption(values, 'days', { min: 1, max: MAX_DOWNLOAD_DAYS });
   const from = stringOption(values, 'from');
   const to = stringOption(values, 'to');
-  if (dayCount !== undefined && (from !== undefined || to !== undefined)) throw usageError(downloadSpec, '--days and --from/--to exclude each other');
+  if (dayCount !== undefined && (from !== undefined || to !== undefined))
+    throw usageError(downloadSpec, '--days and --from/--to exclude each other');
   if (to !== undefined && from === undefined) throw usageError(downloadSpec, '--to needs --from');
 
   // Log lines go to stderr so that stdout holds only the summaries.
@@ -73,9 +74,10 @@ export async function runDownload(argv: readonly string[], context: CliContext):
   try {
     const info = await connection.start(context.stop);
     const now = connection.clock.now();
-    const days = from === undefined
-      ? lastFullLocalDays(now, rule.TIMEZONE, dayCount ?? Math.max(rule.LOCAL_CANDLE_DAYS, 1))
-      : dayRange(from, to ?? addDays(localDayOf(now, rule.TIMEZONE), -1), localDayOf(now, rule.TIMEZONE));
+    const days =
+      from === undefined
+        ? lastFullLocalDays(now, rule.TIMEZONE, dayCount ?? Math.max(rule.LOCAL_CANDLE_DAYS, 1))
+        : dayRange(from, to ?? addDays(localDayOf(now, rule.TIMEZONE), -1), localDayOf(now, rule.TIMEZONE));
     const selection = selectUniverse(rule.MARKET, info.symbols, rule);
     const missing = [...selection.unknown, ...selection.notTrading];
     if (missing.length > 0) {
@@ -114,7 +116,10 @@ export async function runDownload(argv: readonly string[], context: CliContext):
 
 /** Every day from `from` to `to`, both included; only days that have ended before `today`. */
 function dayRange(from: string, to: string, today: string): string[] {
-  for (const [name, day] of [['--from', from], ['--to', to]] as const) {
+  for (const [name, day] of [
+    ['--from', from],
+    ['--to', to],
+  ] as const) {
     try {
       assertDay(day);
     } catch {
@@ -122,11 +127,13 @@ function dayRange(from: string, to: string, today: string): string[] {
     }
   }
   if (to < from) throw usageError(downloadSpec, `--to ${to} is before --from ${from}`);
-  if (to >= today) throw usageError(downloadSpec, `--to ${to} has not ended yet in this TIMEZONE (today is ${today}); expected a day before it`);
+  if (to >= today)
+    throw usageError(downloadSpec, `--to ${to} has not ended yet in this TIMEZONE (today is ${today}); expected a day before it`);
   const days: string[] = [];
   for (let day = from; day <= to; day = addDays(day, 1)) {
     days.push(day);
-    if (days.length > MAX_DOWNLOAD_DAYS) throw usageError(downloadSpec, `--from ${from} --to ${to} covers more than ${MAX_DOWNLOAD_DAYS} days`);
+    if (days.length > MAX_DOWNLOAD_DAYS)
+      throw usageError(downloadSpec, `--from ${from} --to ${to} covers more than ${MAX_DOWNLOAD_DAYS} days`);
   }
   return days;
 }

@@ -42,7 +42,8 @@ export async function runInspect(argv: readonly string[], context: CliContext): 
   const file = parsed.positionals[0];
   if (file === undefined) throw usageError(inspectSpec, 'FILE is missing: expected the path of a snapshot or a daily candle file');
   const format = stringOption(parsed.values, 'format') ?? 'table';
-  if (!isInspectFormat(format)) throw usageError(inspectSpec, `--format ${JSON.stringify(format)}: expected one of ${INSPECT_FORMATS.join(', ')}`);
+  if (!isInspectFormat(format))
+    throw usageError(inspectSpec, `--format ${JSON.stringify(format)}: expected one of ${INSPECT_FORMATS.join(', ')}`);
   const symbol = stringOption(parsed.values, 'symbol');
   const rows = integerOption(parsed.values, 'rows', { min: 0 });
   const text = await inspectFile(file, { format, ...(symbol === undefined ? {} : { symbol }), ...(rows === undefined ? {} : { rows }) });

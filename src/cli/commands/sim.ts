@@ -19,7 +19,16 @@ import { writeFileAtomic } from '../../util/atomic-write.js';
 import type { CandleRuleInput } from '../../rule.js';
 import { generateSymbols, SimulatedBinance, type OhlcvRow, type SimulatedBinanceOptions, type SimUrls } from '../../sim/index.js';
 import { isSymbol } from '../../binance/symbols.js';
-import { integerOption, listOption, parseOrHelp, stringOption, untilAborted, usageError, type CliContext, type CommandSpec } from '../args.js';
+import {
+  integerOption,
+  listOption,
+  parseOrHelp,
+  stringOption,
+  untilAborted,
+  usageError,
+  type CliContext,
+  type CommandSpec,
+} from '../args.js';
 
 /** The `sim` command's options and help. */
 export const simSpec: CommandSpec = {
@@ -76,7 +85,8 @@ export async function runSim(argv: readonly string[], context: CliContext): Prom
   const host = stringOption(values, 'host');
   const replayFile = stringOption(values, 'replay');
   const replaySymbol = stringOption(values, 'replay-symbol') ?? 'BTCUSDT';
-  if (!isSymbol(replaySymbol)) throw usageError(simSpec, `--replay-symbol: ${JSON.stringify(replaySymbol)} is not a Binance symbol (A-Z, 0-9, _)`);
+  if (!isSymbol(replaySymbol))
+    throw usageError(simSpec, `--replay-symbol: ${JSON.stringify(replaySymbol)} is not a Binance symbol (A-Z, 0-9, _)`);
   const firstMarket = markets[0] as MarketType;
 
   const symbols: Partial<Record<MarketType, string[]>> = {};
@@ -146,7 +156,8 @@ function parseMarkets(list: string[] | undefined): MarketType[] {
   if (list === undefined) return [...MARKET_TYPES];
   const markets: MarketType[] = [];
   for (const item of list) {
-    if (!isMarketType(item)) throw usageError(simSpec, `--markets: ${JSON.stringify(item)} is not a market; expected ${MARKET_TYPES.join(', ')}`);
+    if (!isMarketType(item))
+      throw usageError(simSpec, `--markets: ${JSON.stringify(item)} is not a market; expected ${MARKET_TYPES.join(', ')}`);
     if (!markets.includes(item)) markets.push(item);
   }
   return markets;
@@ -157,9 +168,17 @@ async function readReplay(file: string): Promise<OhlcvRow[]> {
   try {
     rows = JSON.parse(await readFile(file, 'utf8'));
   } catch (error) {
-    throw new InvalidArgumentError(`--replay ${file}: expected a readable JSON file of [time, open, high, low, close, volume] rows (${error instanceof Error ? error.message : String(error)})`);
+    throw new InvalidArgumentError(
+      `--replay ${file}: expected a readable JSON file of [time, open, high, low, close, volume] rows (${error instanceof Error ? error.message : String(error)})`,
+    );
   }
-  const isRows = Array.isArray(rows) && rows.length > 0 && rows.every((row) => Array.isArray(row) && row.length >= 6 && row.every((v) => typeof v === 'number'));
-  if (!isRows) throw new InvalidArgumentError(`--replay ${file}: expected a non-empty JSON array of [time, open, high, low, close, volume] number rows`);
+  const isRows =
+    Array.isArray(rows) &&
+    rows.length > 0 &&
+    rows.every((row) => Array.isArray(row) && row.length >= 6 && row.every((v) => typeof v === 'number'));
+  if (!isRows)
+    throw new InvalidArgumentError(
+      `--replay ${file}: expected a non-empty JSON array of [time, open, high, low, close, volume] number rows`,
+    );
   return rows as OhlcvRow[];
 }

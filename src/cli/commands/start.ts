@@ -29,7 +29,12 @@ export const startSpec: CommandSpec = {
     'and serves the HTTP API when HTTP_PORT is set. SIGTERM/SIGINT stop it gracefully; a second signal stops it at once.',
   usage: 'start [--config FILE] [options]',
   options: {
-    config: { type: 'string', short: 'c', value: 'FILE', description: 'JSON rule file (default: $CANDLE_SERVER_CONFIG); CANDLE_SERVER_<FIELD> variables override it' },
+    config: {
+      type: 'string',
+      short: 'c',
+      value: 'FILE',
+      description: 'JSON rule file (default: $CANDLE_SERVER_CONFIG); CANDLE_SERVER_<FIELD> variables override it',
+    },
     'log-level': { type: 'string', value: 'LEVEL', description: 'fatal, error, warn, info, debug, trace or silent (overrides LOG_LEVEL)' },
     'shutdown-timeout': {
       type: 'string',
@@ -81,7 +86,13 @@ export async function runStart(argv: readonly string[], context: CliContext): Pr
   async function serve(): Promise<number> {
     try {
       if (rule.HTTP_PORT !== null) {
-        api = await startHttpApi({ server, host: rule.HTTP_HOST, port: rule.HTTP_PORT, logger, extraRoutes: chartRoutes(server, { logger }) });
+        api = await startHttpApi({
+          server,
+          host: rule.HTTP_HOST,
+          port: rule.HTTP_PORT,
+          logger,
+          extraRoutes: chartRoutes(server, { logger }),
+        });
         log.info(
           { url: api.url, port: api.port },
           `try ${api.url}/chart, ${api.url}/health, ${api.url}/metrics, ${api.url}/symbols, ${api.url}/candles/<SYMBOL>`,

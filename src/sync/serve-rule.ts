@@ -268,9 +268,17 @@ export class TrackedSymbol {
    * newest not past its boundary deadline, and fresh within `securityMs`. Allocates nothing.
    */
   isServable(securityMs: number): boolean {
-    if (!this.isReady || this.holeFrom !== undefined || !this.hasFinalRows()) return false;
+    if (!this.isReady || this.holeFrom !== undefined) return false;
+    const newest = this.ring.newestOpenTime;
     const now = this.#clock.now();
-    return !this.isOverdue(now) && this.isFresh(securityMs, now);
+    // isFresh, hasFinalRows and isOverdue, each read once: this is every getCandleSecurity call.
+    if (newest === undefined) return now < securityMs && now - this.confirmedAt < securityMs;
+    if (now - newest >= securityMs || now - this.confirmedAt >= securityMs) return false;
+    const final = this.finalOpenTime;
+    if (final >= newest) return true;
+    if (this.ring.count >= 2 && final < previousOpenTime(this.#bar, newest)) return false;
+    const cadence = this.#cadenceMs;
+    return cadence === undefined || now - closeTimeOf(this.#bar, newest) <= cadence + this.#clock.marginMs();
   }
 
   /** Why the symbol is or is not served; `isBanned` when the IP is banned (nothing can be fetched). */

@@ -6,12 +6,12 @@ import { describe, expect, it } from 'vitest';
 import { closeTimeOf } from '../../src/binance/intervals.js';
 import type { RawKline } from '../../src/binance/kline.js';
 import { CandleRing } from '../../src/store/candle-ring.js';
+import { TrackedSymbol, type RuleClock, type RuleEvents } from '../../src/sync/serve-rule.js';
 
 /** A REST reply's arguments: the rows, the time the request was sent, the range's start (its first row). */
 function replyFrom(rows: readonly RawKline[], sentAt: number, from = rows[0]?.[0] ?? 0): [readonly RawKline[], number, number] {
   return [rows, sentAt, from];
 }
-import { TrackedSymbol, type RuleClock, type RuleEvents } from '../../src/sync/serve-rule.js';
 
 const LENGTH = 10;
 const MINUTE = 60_000;
@@ -675,3 +675,30 @@ describe('TrackedSymbol: a hole after a candle that lacks its final values', () 
 function indexOfOpen(openTime: number): number {
   return (openTime - T0) / MINUTE;
 }
+
+describe('TrackedSymbol: the final chain', () => {
+  it('does not take final rows of a reply that starts after the first candle lacking its final values', () => {
+    const { tracked, clock, ring } = warmed({ stream: false });
+    expect(tracked.pendingFinal()).toBe(open(5));
+    // Later, a reply for candles 7..8 only: 5 is still as it was while forming, 6 is missing.
+    clock.t = close(8) + 1000;
+    tracked.applyRest(...replyFrom(rows(7, 8), clock.t));
+    expect(openTimes(ring)).toEqual([0, 1, 2, 3, 4, 5, 7, 8].map(open));
+    expect(tracked.pendingFinal()).toBe(open(5));
+    expect(tracked.isServable(SECURITY_MS)).toBe(false);
+    // A reply from candle 5 on closes the chain up to its last final row.
+    tracked.applyRest(...replyFrom(rows(5, 8), clock.t));
+    expect(tracked.finalOpenTime).toBe(open(8));
+    expect(tracked.isServable(SECURITY_MS)).toBe(true);
+  });
+
+  it('bridges a gap the exchange itself has, inside a reply that starts at the first candle lacking its final values', () => {
+    const { tracked, clock, ring } = warmed({ stream: false });
+    // Trading was suspended during candle 6: the exchange has 5, 7 and 8 only.
+    clock.t = close(8) + 1000;
+    tracked.applyRest(...replyFrom([row(5), row(7), row(8)], clock.t, open(5)));
+    expect(openTimes(ring)).toEqual([0, 1, 2, 3, 4, 5, 7, 8].map(open));
+    expect(tracked.finalOpenTime).toBe(open(8));
+    expect(tracked.isServable(SECURITY_MS)).toBe(true);
+  });
+});

@@ -24,6 +24,7 @@ import {
   BannedError,
   ClosedError,
   ConfigError,
+  type ConfigIssue,
   ExchangeError,
   InvalidArgumentError,
   MalformedResponseError,
@@ -33,6 +34,7 @@ import {
 import { KlineStreams, type StreamEvent } from './exchange/kline-streams.js';
 import { MARKETS, isMarketType, type MarketType } from './binance/markets.js';
 import { writeSnapshot } from './files/snapshot.js';
+import { parseProxyUrl, redactProxyUrl, type ProxyMap } from './exchange/proxy.js';
 import type { Logger } from './log.js';
 import { silentLogger } from './log.js';
 import { parseCandleRule, resolveEndpoints, type CandleRule, type CandleRuleInput } from './rule.js';
@@ -60,6 +62,21 @@ export interface CandleServerOptions {
    * per market can; a second one (another bar, say) sets this to false.
    */
   readonly register?: boolean;
+  /**
+   * Proxies per target scheme, as the original's `proxies` (the requests library's rules): `http`
+   * for http:// and ws:// connections, `https` for https:// and wss://, `all` for both, `no_proxy`
+   * for hosts reached directly. Each an http://, https:// or socks5:// URL with optional
+   * credentials. The rule's PROXY, when set, wins. The library never reads the environment: the
+   * CLI fills this from HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY.
+   */
+  readonly proxies?: ProxyMap;
+  /**
+   * A forwarding server every request goes to instead of Binance's hosts (the original's
+   * `proxy_host`): REST at `{proxyHost}/api`, `/fapi`, `/dapi`; streams at `{proxyHost}/ws-spot`,
+   * `/ws-um`, `/ws-cm` (ws:// or wss:// after the proxyHost's scheme). REST_BASE_URL and
+   * WS_BASE_URL still win.
+   */
+  readonly proxyHost?: string;
   /** Keeps this server's weight budget apart from others in the process: for tests only. */
   readonly budgetScope?: string;
   /** Weight window in ms (60 000 on Binance): for simulators with short windows. */
@@ -210,6 +227,7 @@ export class CandleServer {
     }
     this.market = options.instType;
     this.rule = parseCandleRule({ ...input, MARKET: options.instType });
+    checkProxyOptions(options);
     this.#options = options;
     this.#logger = (options.logger ?? silentLogger()).child({ component: 'candle-server', market: this.market });
     this.#events = new SafeEmitter<CandleEvents>((error, event) =>
@@ -369,6 +387,8 @@ export class CandleServer {
       logger: this.#options.logger ?? silentLogger(),
       ...(this.#options.budgetScope === undefined ? {} : { budgetScope: this.#options.budgetScope }),
       ...(this.#options.weightWindowMs === undefined ? {} : { weightWindowMs: this.#options.weightWindowMs }),
+      proxies: this.#options.proxies,
+      proxyHost: this.#options.proxyHost,
     });
     this.#connection = connection;
     // Until the exchange answers, keep trying: a daemon started during an outage must not give up.
@@ -474,7 +494,8 @@ export class CandleServer {
     return new KlineStreams({
       market: this.market,
       interval: rule.BAR,
-      baseUrl: resolveEndpoints(rule).ws,
+      baseUrl: this.#connection?.endpoints.ws ?? resolveEndpoints(rule, this.#options.proxyHost).ws,
+      proxy: this.#connection?.proxies.ws,
       logger: this.#options.logger ?? silentLogger(),
       ...streamOptions,
       onKline: (symbol, values, isClosed, eventTime) => sync.onKline(symbol, values, isClosed, eventTime),
@@ -607,4 +628,31 @@ function isTransient(error: unknown): boolean {
   )
     return true;
   return error instanceof ExchangeError && (error.status >= 500 || error.status === 429 || error.status === 418);
+}
+
+/** Throws ConfigError when a proxy option is not a proxy URL, naming it without its credentials. */
+function checkProxyOptions(options: CandleServerOptions): void {
+  const issues: ConfigIssue[] = [];
+  for (const key of ['http', 'https', 'all'] as const) {
+    const value = options.proxies?.[key];
+    if (value === undefined || value === '') continue;
+    try {
+      parseProxyUrl(value, `proxies.${key}`);
+    } catch (error) {
+      issues.push({
+        path: `proxies.${key}`,
+        received: redactProxyUrl(value),
+        message: error instanceof Error ? error.message : String(error),
+      });
+    }
+  }
+  const host = options.proxyHost;
+  if (host !== undefined && !/^https?:\/\/[^/?#\s]+(\/[^?#\s]*)?$/.test(host)) {
+    issues.push({
+      path: 'proxyHost',
+      received: redactProxyUrl(host),
+      message: 'expected an http:// or https:// URL of a forwarding server',
+    });
+  }
+  if (issues.length > 0) throw new ConfigError('CandleServer options', issues);
 }

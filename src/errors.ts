@@ -107,10 +107,19 @@ export class NetworkError extends CandleServerError {
   readonly market: string;
   readonly endpoint: string;
 
-  constructor(ref: EndpointRef, options?: { cause?: unknown }) {
+  /** The proxy the request went through, credentials hidden (`http://***@host:port`). */
+  readonly via: string | undefined;
+
+  constructor(ref: EndpointRef, options?: { cause?: unknown; via?: string | undefined }) {
     // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a cause that is not an Error (a code, a message) is shown as it is
-    const reason = options?.cause instanceof Error ? options.cause.message : String(options?.cause ?? 'unknown');
-    super('NETWORK_ERROR', `${ref.market} ${ref.endpoint} could not be reached: ${reason}`, options);
+    const cause = options?.cause instanceof Error ? options.cause.message : String(options?.cause ?? 'unknown');
+    // A proxy's credentials never appear in a message, whatever the cause's text holds.
+    const redacted = cause.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, '$1***@');
+    // Some causes repeat their own message after a colon ("x: x"): say it once.
+    const reason = /^(.+): \1$/.exec(redacted)?.[1] ?? redacted;
+    const through = options?.via === undefined ? '' : ` through the proxy ${options.via}`;
+    super('NETWORK_ERROR', `${ref.market} ${ref.endpoint} could not be reached${through}: ${reason}`, options);
+    this.via = options?.via;
     this.market = ref.market;
     this.endpoint = ref.endpoint;
   }

@@ -36,6 +36,7 @@ import { z } from 'zod';
 import { ConfigError, type ConfigIssue } from './errors.js';
 import { DEFAULT_ARCHIVE_BASE_URL, INTERVALS, MARKETS, MARKET_TYPES, isMarketType, type MarketType } from './binance/markets.js';
 import { SYMBOL_EXPECTED, isSymbol, upperCaseHint } from './binance/symbols.js';
+import { redactCredentials } from './util/redact.js';
 
 /** The largest LENGTH accepted: 100 000 candles are 9.6 MB of float64 per symbol. */
 export const MAX_LENGTH = 100_000;
@@ -118,6 +119,7 @@ function ruleSchema(market: MarketType) {
       .refine((host) => isIP(host) !== 0 || HOST_NAME_PATTERN.test(host))
       .default('127.0.0.1'),
     HTTP_PORT: z.number().int().min(0).max(65_535).nullable().default(null),
+    PROXY: z.string().refine(isProxyUrl).nullable().default(null),
   });
 }
 
@@ -144,6 +146,10 @@ type Frozen<T> = T extends readonly (infer E)[] ? readonly E[] : T;
  *   re-read from exchangeInfo. UM_CONTRACT_TYPES: UM contract types that SYMBOLS 'all' keeps.
  * - HTTP_HOST: address the HTTP API binds (loopback by default: another process on the same host
  *   reads candles through it). HTTP_PORT: its port, 0 = any free port, null = no HTTP API.
+ * - PROXY: a proxy (http://, https:// or socks5://, with optional user:password@) that every
+ *   connection to the exchange goes through: REST, streams, archives. null = direct, or the
+ *   CandleServer's `proxies` option (which the CLI fills from HTTPS_PROXY / HTTP_PROXY / ALL_PROXY /
+ *   NO_PROXY).
  *
  * @example
  * ```ts
@@ -204,6 +210,8 @@ function expectedFor(key: string, market: MarketType): string | undefined {
       return 'expected an http:// or https:// URL without query or fragment';
     case 'WS_BASE_URL':
       return 'expected a ws:// or wss:// URL without query or fragment';
+    case 'PROXY':
+      return 'expected null or a proxy URL: http://, https:// or socks5://[user:password@]host:port';
     case 'USE_ARCHIVES':
       return 'expected true or false';
     case 'UPDATE_MODE':
@@ -297,8 +305,10 @@ export async function loadCandleRule(options: LoadCandleRuleOptions = {}): Promi
 }
 
 /**
- * The REST, WebSocket and archive base URLs a rule points at: its overrides, else Binance's for
- * its market. No trailing slash.
+ * The REST, WebSocket and archive base URLs a rule points at: its overrides, else a forwarding
+ * server's (`proxyHost`, the original's `proxy_host`), else Binance's for its market. No trailing
+ * slash. A forwarding server takes the REST paths as they are (`/api`, `/fapi`, `/dapi` keep the
+ * markets apart) and the streams under `/ws-spot`, `/ws-um`, `/ws-cm`.
  *
  * @example
  * ```ts
@@ -306,15 +316,20 @@ export async function loadCandleRule(options: LoadCandleRuleOptions = {}): Promi
  * // { rest: 'https://dapi.binance.com', ws: 'wss://dstream.binance.com', archive: 'https://data.binance.vision' }
  * ```
  */
-export function resolveEndpoints(rule: Pick<CandleRule, 'MARKET' | 'REST_BASE_URL' | 'WS_BASE_URL' | 'ARCHIVE_BASE_URL'>): {
+export function resolveEndpoints(
+  rule: Pick<CandleRule, 'MARKET' | 'REST_BASE_URL' | 'WS_BASE_URL' | 'ARCHIVE_BASE_URL'>,
+  proxyHost?: string,
+): {
   rest: string;
   ws: string;
   archive: string;
 } {
   const spec = MARKETS[rule.MARKET];
+  const host = proxyHost?.replace(/\/+$/, '');
+  const wsHost = host?.replace(/^http/, 'ws');
   return {
-    rest: rule.REST_BASE_URL ?? spec.restBaseUrl,
-    ws: rule.WS_BASE_URL ?? spec.wsBaseUrl,
+    rest: rule.REST_BASE_URL ?? host ?? spec.restBaseUrl,
+    ws: rule.WS_BASE_URL ?? (wsHost === undefined ? undefined : `${wsHost}/ws-${rule.MARKET.toLowerCase()}`) ?? spec.wsBaseUrl,
     archive: rule.ARCHIVE_BASE_URL ?? DEFAULT_ARCHIVE_BASE_URL,
   };
 }
@@ -385,7 +400,9 @@ function toConfigIssues(
   if (issue.code === 'custom') message = issue.message;
   else if (isElement && (key === 'SYMBOLS' || key === 'SYMBOLS_FILTER')) message = `expected ${SYMBOL_EXPECTED}`;
   else message = expectedFor(key, market) ?? issue.message;
-  return [{ path: formatPath(issue.path), received: issue.input, message: message + origin(origins, key) }];
+  // A proxy URL may carry a password: it is never echoed back.
+  const received = key === 'PROXY' && typeof issue.input === 'string' ? redactCredentials(issue.input) : issue.input;
+  return [{ path: formatPath(issue.path), received, message: message + origin(origins, key) }];
 }
 
 function origin(origins: ReadonlyMap<string, string>, key: string): string {
@@ -417,6 +434,24 @@ function symbolFragment() {
     ctx.addIssue({ code: 'custom', input: value, message: `${expectedFor('SYMBOL_CONTAINS', 'SPOT') ?? ''}${upperCaseHint(value)}` });
   });
 }
+
+/** An http://, https:// or socks5(h):// URL naming a host, with nothing after the port. */
+function isProxyUrl(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return (
+      PROXY_SCHEMES.includes(url.protocol) &&
+      url.hostname !== '' &&
+      (url.pathname === '' || url.pathname === '/') &&
+      url.search === '' &&
+      url.hash === ''
+    );
+  } catch {
+    return false;
+  }
+}
+
+const PROXY_SCHEMES: readonly string[] = ['http:', 'https:', 'socks5:', 'socks5h:'];
 
 function urlSchema(protocols: readonly string[], key: string) {
   return z
@@ -506,6 +541,7 @@ const ENV_KINDS: Record<RuleKey, EnvKind> = {
   UM_CONTRACT_TYPES: 'list',
   HTTP_HOST: 'string',
   HTTP_PORT: 'nullableNumber',
+  PROXY: 'nullableString',
 };
 
 const NUMBER_TEXT = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?$/i;

@@ -14,6 +14,7 @@
  * ```
  */
 import { Agent, request, type Dispatcher } from 'undici';
+import { proxyDispatcher, redactProxyUrl } from './proxy.js';
 import { AbortedError, ClosedError, CorruptFileError, ExchangeError, NetworkError, TimeoutError, type EndpointRef } from '../errors.js';
 import { archiveFileName, archiveUrl, checksumUrl, readArchiveRows, verifyArchive } from '../binance/archives.js';
 import type { Logger } from '../log.js';
@@ -35,6 +36,8 @@ export interface ArchiveClientOptions {
   readonly logger?: Logger;
   /** An undici dispatcher to send through; the client then does not close it. */
   readonly dispatcher?: Dispatcher;
+  /** A proxy every download goes through (see exchange/proxy.ts); ignored when `dispatcher` is given. */
+  readonly proxy?: URL | undefined;
 }
 
 type Download = { readonly status: 'ok'; readonly body: Uint8Array } | { readonly status: 'absent' };
@@ -49,7 +52,9 @@ export class ArchiveClient {
   readonly #logger: Logger;
   readonly #dispatcher: Dispatcher;
   // The agent this client created, closed by close(); a dispatcher passed in belongs to the caller.
-  readonly #agent: Agent | undefined;
+  readonly #agent: Dispatcher | undefined;
+  // The proxy downloads go through, credentials hidden, for error messages.
+  readonly #via: string | undefined;
   // Aborted by close(): cancels every download and back-off in progress.
   readonly #closing = new AbortController();
   #closed: Promise<void> | undefined;
@@ -61,8 +66,11 @@ export class ArchiveClient {
     this.#retries = options.retries ?? 2;
     this.#backoffBaseMs = options.backoffBaseMs ?? 500;
     this.#logger = (options.logger ?? silentLogger()).child({ component: 'archive-client', market: options.market });
-    this.#agent = options.dispatcher === undefined ? new Agent({ connections: 8 }) : undefined;
-    this.#dispatcher = options.dispatcher ?? (this.#agent as Agent);
+    const proxy = options.dispatcher === undefined ? options.proxy : undefined;
+    this.#via = proxy === undefined ? undefined : redactProxyUrl(proxy);
+    if (options.dispatcher !== undefined) this.#agent = undefined;
+    else this.#agent = proxy === undefined ? new Agent({ connections: 8 }) : proxyDispatcher(proxy, { connections: 8 });
+    this.#dispatcher = options.dispatcher ?? (this.#agent as Dispatcher);
   }
 
   /**
@@ -122,7 +130,9 @@ export class ArchiveClient {
         if (error instanceof ExchangeError) throw error;
         if (this.#closing.signal.aborted) throw new ClosedError(`${this.market} archive client`);
         if (callerSignal?.aborted) throw new AbortedError(`${ref.market} ${ref.endpoint} download`, { cause: error });
-        failure = timeout.aborted ? new TimeoutError(ref, this.#timeoutMs, { cause: error }) : new NetworkError(ref, { cause: error });
+        failure = timeout.aborted
+          ? new TimeoutError(ref, this.#timeoutMs, { cause: error })
+          : new NetworkError(ref, { cause: error, via: this.#via });
       }
       if (attempt >= this.#retries) throw failure;
       this.#logger.warn({ err: failure, attempt }, 'archive download failed; retrying');

@@ -34,6 +34,7 @@
  * await streams.close();
  * ```
  */
+import type { Agent as HttpAgent } from 'node:http';
 import { WebSocket } from 'ws';
 import { ClosedError, InvalidArgumentError } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
@@ -43,6 +44,7 @@ import { KlineFrameDecoder, klineStreamName } from './kline-stream-decode.js';
 import { MessagePacer } from './kline-stream-pacer.js';
 import { MARKETS, SYMBOL_PATTERN, type Interval, type MarketType } from '../binance/markets.js';
 import { positiveOption } from '../util/options.js';
+import { proxyWebSocketAgent, redactProxyUrl, redactText } from './proxy.js';
 
 /**
  * Called for every kline update, synchronously from the socket's message event. `values` holds
@@ -109,6 +111,8 @@ export interface KlineStreamsOptions {
   readonly backoff?: { readonly baseMs?: number; readonly maxMs?: number; readonly resetAfterMs?: number };
   /** Time allowed for the WebSocket handshake (default 10 s). */
   readonly handshakeTimeoutMs?: number;
+  /** A proxy every stream connection is tunnelled through (HTTP CONNECT or SOCKS5; see exchange/proxy.ts). */
+  readonly proxy?: URL | undefined;
   readonly logger?: Logger;
   readonly onKline: KlineHandler;
   readonly onEvent?: (event: StreamEvent) => void;
@@ -237,6 +241,10 @@ export class KlineStreams {
   readonly #rotateAfterMs: number;
   readonly #backoff: { baseMs: number; maxMs: number; resetAfterMs: number };
   readonly #handshakeTimeoutMs: number;
+  // Tunnels every socket through the configured proxy; undefined for direct connections.
+  readonly #agent: HttpAgent | undefined;
+  // The proxy, credentials hidden, for log lines.
+  readonly #via: string | undefined;
   readonly #log: Logger;
   readonly #onKline: KlineHandler;
   readonly #onEvent: ((event: StreamEvent) => void) | undefined;
@@ -300,6 +308,8 @@ export class KlineStreams {
       resetAfterMs: positiveOption('KlineStreams', 'backoff.resetAfterMs', options.backoff?.resetAfterMs, 60_000),
     };
     this.#handshakeTimeoutMs = positiveOption('KlineStreams', 'handshakeTimeoutMs', options.handshakeTimeoutMs, 10_000);
+    this.#agent = options.proxy === undefined ? undefined : proxyWebSocketAgent(options.proxy, { timeoutMs: this.#handshakeTimeoutMs });
+    this.#via = options.proxy === undefined ? undefined : redactProxyUrl(options.proxy);
     this.#log = (options.logger ?? silentLogger()).child({ component: 'kline-streams', market: options.market });
     this.#onKline = options.onKline;
     this.#onEvent = options.onEvent;
@@ -396,6 +406,7 @@ export class KlineStreams {
       socket.isRetired = true;
       socket.ws.terminate();
     }
+    this.#agent?.destroy();
   }
 
   async #shutDown(): Promise<void> {
@@ -414,6 +425,7 @@ export class KlineStreams {
     clearTimeout(grace);
     for (const socket of this.#sockets) socket.ws.terminate();
     await Promise.all(closed);
+    this.#agent?.destroy();
   }
 
   #stopTimers(): void {
@@ -479,6 +491,7 @@ export class KlineStreams {
     const ws = new WebSocket(`${this.#url}?streams=${names.join('/')}`, {
       perMessageDeflate: false,
       handshakeTimeout: this.#handshakeTimeoutMs,
+      ...(this.#agent === undefined ? {} : { agent: this.#agent }),
     });
     const now = Date.now();
     const socket: Socket = {
@@ -503,7 +516,15 @@ export class KlineStreams {
     ws.on('message', (data, isBinary) => this.#onMessage(socket, isBinary ? '' : data.toString()));
     // `ws` answers each ping with a pong: that pong counts against the incoming-message limit.
     ws.on('ping', () => socket.pacer.record(performance.now()));
-    ws.on('error', (error) => this.#log.debug({ err: error, connection: slot.id }, 'stream socket error'));
+    ws.on('error', (error) => {
+      if (this.#via === undefined) this.#log.debug({ err: error, connection: slot.id }, 'stream socket error');
+      // Through a proxy, a failure is most often the proxy's: say which, without its credentials.
+      else
+        this.#log.warn(
+          { error: redactText(error.message), proxy: this.#via, connection: slot.id },
+          `stream connection through the proxy ${this.#via} failed`,
+        );
+    });
     ws.on('close', (code, reason) => this.#onClose(socket, code, reason.toString()));
     return socket;
   }

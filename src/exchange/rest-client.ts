@@ -34,6 +34,7 @@ import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { backoffDelay, sleep } from '../util/abort.js';
 import { forEachConcurrently } from '../util/concurrency.js';
+import { proxyDispatcher, redactProxyUrl } from './proxy.js';
 import { openTimeOf } from '../binance/intervals.js';
 import { describeKlineProblem, type RawKline } from '../binance/kline.js';
 import { planKlinePages } from './kline-pages.js';
@@ -65,6 +66,8 @@ export interface BinanceRestClientOptions {
   readonly onResponse?: (endpoint: string, status: number) => void;
   /** An undici dispatcher to send through; the client then does not close it. */
   readonly dispatcher?: Dispatcher;
+  /** A proxy every request goes through (see exchange/proxy.ts); ignored when `dispatcher` is given. */
+  readonly proxy?: URL | undefined;
 }
 
 /** Per-call options of every request. */
@@ -176,8 +179,10 @@ export class BinanceRestClient {
   readonly #logger: Logger;
   readonly #onResponse: ((endpoint: string, status: number) => void) | undefined;
   readonly #dispatcher: Dispatcher;
-  // The pool this client created, closed by close(); a dispatcher passed in belongs to the caller.
-  readonly #pool: Pool | undefined;
+  // The pool (or proxy agent) this client created, closed by close(); a dispatcher passed in belongs to the caller.
+  readonly #pool: Dispatcher | undefined;
+  // The proxy requests go through, credentials hidden, for error messages and logs.
+  readonly #via: string | undefined;
   // Aborted by close(): cancels every request, back-off and governor wait in progress.
   readonly #closing = new AbortController();
   // The one close in progress or done: a second close() waits for the same one.
@@ -202,7 +207,11 @@ export class BinanceRestClient {
     } catch (error) {
       throw new InvalidArgumentError(`baseUrl must be an absolute http(s) URL, got ${JSON.stringify(options.baseUrl)}: ${String(error)}`);
     }
-    if (options.dispatcher === undefined) {
+    this.#via = options.dispatcher === undefined && options.proxy !== undefined ? redactProxyUrl(options.proxy) : undefined;
+    if (options.dispatcher === undefined && options.proxy !== undefined) {
+      this.#pool = proxyDispatcher(options.proxy, { connections: REST_CONNECTIONS, timeoutMs: this.#timeoutMs });
+      this.#dispatcher = this.#pool;
+    } else if (options.dispatcher === undefined) {
       this.#pool = new Pool(this.#baseUrl.origin, {
         connections: REST_CONNECTIONS,
         headersTimeout: this.#timeoutMs,
@@ -425,7 +434,7 @@ export class BinanceRestClient {
       if (timeout.signal.aborted || UNDICI_TIMEOUT_CODES.has((error as { code?: string }).code ?? '')) {
         return { ok: false, error: new TimeoutError(ref, this.#timeoutMs, { cause: error }), retriable: true };
       }
-      return { ok: false, error: new NetworkError(ref, { cause: error }), retriable: true };
+      return { ok: false, error: new NetworkError(ref, { cause: error, via: this.#via }), retriable: true };
     } finally {
       clearTimeout(timer);
     }

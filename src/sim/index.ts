@@ -10,7 +10,13 @@
  * await sim.close();
  * ```
  */
-export { SimulatedBinance, type SimulatedBinanceOptions, type SimStreamOptions, type SimUrls } from './simulated-binance.js';
+export {
+  SimulatedBinance,
+  type SimulatedBinanceOptions,
+  type SimStreamOptions,
+  type SimUrls,
+  type SimAcceptedConnection,
+} from './simulated-binance.js';
 export {
   MarketWorld,
   DEFAULT_SYMBOLS,

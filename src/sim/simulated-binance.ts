@@ -12,7 +12,7 @@
  * ```
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { MARKET_TYPES, type MarketType } from '../binance/markets.js';
 import { ClosedError, InvalidArgumentError } from '../errors.js';
@@ -67,9 +67,22 @@ export interface SimUrls {
   readonly archive: string;
 }
 
+// Accepted connections remembered per market (the newest).
+const MAX_ACCEPTED_KEPT = 10_000;
+
+/** A TCP connection a market's server accepted: the peer's address and port as seen on accept. */
+export interface SimAcceptedConnection {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  /** Wall-clock time of the accept, epoch ms. */
+  readonly at: number;
+}
+
 // Everything one market's server owns.
 interface MarketServer {
   readonly server: Server;
+  // Every TCP connection accepted (REST, archives and streams alike), oldest first.
+  readonly accepted: SimAcceptedConnection[];
   readonly rest: RestRoutes;
   readonly archive: ArchiveRoutes;
   readonly streams: KlineStreamServer;
@@ -139,6 +152,15 @@ export class SimulatedBinance {
   /** The kline stream server of a market (for its stats). */
   streams(market: MarketType): KlineStreamServer {
     return this.#server(market).streams;
+  }
+
+  /**
+   * The TCP connections the market's server has accepted (REST, archives and streams share one
+   * listener; the newest 10 000), oldest first: tests compare the peers with a proxy's outbound
+   * sockets.
+   */
+  acceptedConnections(market: MarketType): readonly SimAcceptedConnection[] {
+    return [...this.#server(market).accepted];
   }
 
   /** Lists a new symbol (from now unless `listedAt` says otherwise). */
@@ -230,6 +252,12 @@ async function listen(
     if (archive.owns(path)) archive.handle(req, res);
     else rest.handle(req, res);
   });
+  const accepted: SimAcceptedConnection[] = [];
+  server.on('connection', (socket: Socket) => {
+    // The newest ones only: a simulator left running for days must not grow without end.
+    if (accepted.length >= MAX_ACCEPTED_KEPT) accepted.splice(0, accepted.length - MAX_ACCEPTED_KEPT + 1);
+    accepted.push({ remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0, at: Date.now() });
+  });
   server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => streams.handleUpgrade(req, socket, head));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -241,5 +269,5 @@ async function listen(
   const { port } = server.address() as AddressInfo;
   const hostPart = host.includes(':') ? `[${host}]` : host;
   const http = `http://${hostPart}:${port}`;
-  return { server, rest, archive, streams, urls: { rest: http, ws: `ws://${hostPart}:${port}`, archive: http } };
+  return { server, accepted, rest, archive, streams, urls: { rest: http, ws: `ws://${hostPart}:${port}`, archive: http } };
 }

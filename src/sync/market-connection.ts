@@ -22,6 +22,7 @@ import { sharedGovernor, WeightGovernor } from '../exchange/weight-governor.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import { resolveEndpoints, type CandleRule } from '../rule.js';
+import { proxyFor, redactProxyUrl, type ProxyMap } from '../exchange/proxy.js';
 import { processWide } from '../util/process-wide.js';
 
 /** Name of the file in CACHE_DIR that remembers IP bans across restarts. */
@@ -41,6 +42,13 @@ export interface MarketConnectionOptions {
   readonly weightWindowMs?: number;
   /** Time-out of one REST request, in ms. */
   readonly requestTimeoutMs?: number;
+  /**
+   * Proxies per target scheme (the original's `proxies`); the rule's PROXY, when set, is used for
+   * every connection instead.
+   */
+  readonly proxies?: ProxyMap | undefined;
+  /** A forwarding server in front of every market's REST and stream paths (the original's `proxy_host`). */
+  readonly proxyHost?: string | undefined;
 }
 
 // How many open connections use each shared governor: the last one to close closes it.
@@ -56,6 +64,10 @@ export class MarketConnection {
   readonly governor: WeightGovernor;
   /** REST exchanges so far, keyed `endpoint status` (status 0: no usable reply), for metrics. */
   readonly requests = new Map<string, number>();
+  /** Where the market's REST, streams and archives are reached (a forwarding server's when one is set). */
+  readonly endpoints: { readonly rest: string; readonly ws: string; readonly archive: string };
+  /** The proxy of each kind of connection; undefined = direct. */
+  readonly proxies: { readonly rest: URL | undefined; readonly ws: URL | undefined; readonly archive: URL | undefined };
   readonly #logger: Logger;
   #closed: Promise<void> | undefined;
 
@@ -63,7 +75,14 @@ export class MarketConnection {
     const { rule } = options;
     this.rule = rule;
     this.#logger = (options.logger ?? silentLogger()).child({ component: 'connection', market: rule.MARKET });
-    const endpoints = resolveEndpoints(rule);
+    const endpoints = resolveEndpoints(rule, options.proxyHost);
+    this.endpoints = endpoints;
+    const proxyMap: ProxyMap | undefined = rule.PROXY === null ? options.proxies : { all: rule.PROXY };
+    this.proxies = {
+      rest: proxyFor(endpoints.rest, proxyMap),
+      ws: proxyFor(endpoints.ws, proxyMap),
+      archive: proxyFor(endpoints.archive, proxyMap),
+    };
     const group = MARKETS[rule.MARKET].budgetGroup;
     this.clock = new ServerClock({ fetchServerTime: (signal) => this.rest.time(signal ? { signal } : {}) });
     const clock = this.clock;
@@ -91,10 +110,23 @@ export class MarketConnection {
         this.requests.set(key, (this.requests.get(key) ?? 0) + 1);
       },
       ...(options.requestTimeoutMs === undefined ? {} : { timeoutMs: options.requestTimeoutMs }),
+      proxy: this.proxies.rest,
     });
     this.archives = rule.USE_ARCHIVES
-      ? new ArchiveClient({ market: rule.MARKET, baseUrl: endpoints.archive, logger: options.logger ?? silentLogger() })
+      ? new ArchiveClient({
+          market: rule.MARKET,
+          baseUrl: endpoints.archive,
+          logger: options.logger ?? silentLogger(),
+          proxy: this.proxies.archive,
+        })
       : undefined;
+    const shown = (url: URL | undefined): string => (url === undefined ? 'direct' : redactProxyUrl(url));
+    if (this.proxies.rest !== undefined || this.proxies.ws !== undefined || this.proxies.archive !== undefined) {
+      this.#logger.info(
+        { rest: shown(this.proxies.rest), streams: shown(this.proxies.ws), archives: shown(this.proxies.archive) },
+        'reaching the exchange through a proxy',
+      );
+    }
   }
 
   /**

@@ -11,18 +11,7 @@ import type { SimulatedBinance } from '../../src/sim/index.js';
 import type { CandleView } from '../../src/store/candle-view.js';
 import { captureLog } from '../helpers/log.js';
 import { simRule, startSim } from '../helpers/sim.js';
-
-/** Polls `check` every 50 ms until it returns true or `ms` passes; returns the last result. */
-async function waitFor(check: () => boolean, ms = 10_000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return true;
-}
-
-const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+import { pause, waitFor } from '../helpers/wait.js';
 
 let scope = 0;
 

@@ -14,6 +14,7 @@ import { InvalidArgumentError } from '../../errors.js';
 import { addDays, assertDay, lastFullLocalDays, localDayOf } from '../../files/daily-layout.js';
 import { loadCandleRule, type CandleRuleInput } from '../../rule.js';
 import { DailyBackfill, type DaySummary } from '../../sync/daily-backfill.js';
+import { proxiesFromEnv } from '../../exchange/proxy.js';
 import { MarketConnection } from '../../sync/market-connection.js';
 import { selectUniverse } from '../../sync/universe.js';
 import { integerOption, listOption, parseOrHelp, stringOption, usageError, type CliContext, type CommandSpec } from '../args.js';
@@ -70,7 +71,9 @@ export async function runDownload(argv: readonly string[], context: CliContext):
 
   // Log lines go to stderr so that stdout holds only the summaries.
   const logger = createCliLogger({ level: stringOption(values, 'log-level') ?? 'warn', stream: context.stderr });
-  const connection = new MarketConnection({ rule, logger });
+  // HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY apply when the rule names no PROXY.
+  const proxies = proxiesFromEnv(context.env);
+  const connection = new MarketConnection({ rule, logger, ...(proxies === undefined ? {} : { proxies }) });
   try {
     const info = await connection.start(context.stop);
     const now = connection.clock.now();

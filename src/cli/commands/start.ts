@@ -10,6 +10,7 @@
  * CANDLE_SERVER_HTTP_PORT=8080 candle-server start --config config/um.json --log-level debug
  * ```
  */
+import { proxiesFromEnv } from '../../exchange/proxy.js';
 import { CandleServer } from '../../candle-server.js';
 import type { Logger } from '../../log.js';
 import { loadCandleRule, type CandleRuleInput } from '../../rule.js';
@@ -68,7 +69,9 @@ export async function runStart(argv: readonly string[], context: CliContext): Pr
   });
   const logger = createCliLogger({ level: rule.LOG_LEVEL, stream: context.stdout });
   const log = logger.child({ component: 'cli' });
-  const server = new CandleServer({ instType: rule.MARKET, rule, logger });
+  // HTTPS_PROXY, HTTP_PROXY, ALL_PROXY and NO_PROXY apply when the rule names no PROXY.
+  const proxies = proxiesFromEnv(context.env);
+  const server = new CandleServer({ instType: rule.MARKET, rule, logger, ...(proxies === undefined ? {} : { proxies }) });
   let api: Awaited<ReturnType<typeof startHttpApi>> | undefined;
 
   const onForce = (): void => {

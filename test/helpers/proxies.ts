@@ -15,7 +15,13 @@
  * await proxy.close();
  * ```
  */
-import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
+import {
+  request as httpRequest,
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server as HttpServer,
+  type ServerResponse,
+} from 'node:http';
 import { createServer as createNetServer, Socket, type AddressInfo, type Server as NetServer } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 import { createServer as createSocksServer, defaultConnectionHandler } from '@pondwader/socks5-server';
@@ -195,4 +201,75 @@ function listen(server: NetServer, port: number): Promise<void> {
       resolve();
     });
   });
+}
+
+/** A forwarding server in front of one simulated market, as the original's `proxy_host` expects. */
+export interface ForwardingServer {
+  /** `http://127.0.0.1:<port>`: the CandleServer's `proxyHost`. */
+  readonly url: string;
+  /** REST and archive requests forwarded, by path without the query. */
+  readonly requests: readonly string[];
+  /** WebSocket upgrades forwarded, by path as received (`/ws-spot/stream`, ...). */
+  readonly upgrades: readonly string[];
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a forwarding server on 127.0.0.1 that sends every request to `target` (the simulator's
+ * http://host:port) with its path unchanged, and every WebSocket upgrade under `/ws-<market>` to
+ * the same target with that prefix taken off. Plain Node, written for the test: the
+ * forwarding servers users run (nginx, Caddy) route the same paths.
+ */
+export async function startForwardingServer(target: string): Promise<ForwardingServer> {
+  const { hostname, port } = new URL(target);
+  const requests: string[] = [];
+  const upgrades: string[] = [];
+  const sockets = new Set<Duplex>();
+  const track = (socket: Duplex): void => {
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    socket.once('close', () => sockets.delete(socket));
+  };
+  const server = createHttpServer((req: IncomingMessage, res: ServerResponse) => {
+    requests.push((req.url ?? '').split('?')[0] ?? '');
+    const forwarded = httpRequest(
+      { host: hostname, port: Number(port), method: req.method, path: req.url, headers: { ...req.headers, host: `${hostname}:${port}` } },
+      (reply) => {
+        res.writeHead(reply.statusCode ?? 502, reply.headers);
+        reply.pipe(res);
+      },
+    );
+    forwarded.on('error', () => res.destroy());
+    req.pipe(forwarded);
+  });
+  server.on('connection', track);
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = req.url ?? '/';
+    upgrades.push(path.split('?')[0] ?? '');
+    const rewritten = path.replace(/^\/ws-(spot|um|cm)(?=\/)/, '');
+    const upstream = new Socket();
+    track(upstream);
+    upstream.connect(Number(port), hostname, () => {
+      const lines = [`GET ${rewritten} HTTP/1.1`];
+      for (let i = 0; i < req.rawHeaders.length; i += 2) {
+        const name = req.rawHeaders[i] ?? '';
+        lines.push(`${name}: ${name.toLowerCase() === 'host' ? `${hostname}:${port}` : (req.rawHeaders[i + 1] ?? '')}`);
+      }
+      upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
+      if (head.length > 0) upstream.write(head);
+      upstream.pipe(socket).pipe(upstream);
+    });
+    socket.once('close', () => upstream.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(0, HOST, resolve));
+  const address = server.address() as AddressInfo;
+  return {
+    url: `http://${HOST}:${address.port}`,
+    requests,
+    upgrades,
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }

@@ -9,7 +9,7 @@ import type { CandleRuleInput } from '../../src/rule.js';
 import type { SimulatedBinance } from '../../src/sim/index.js';
 import type { CandleView } from '../../src/store/candle-view.js';
 import { captureLog, type CapturedLog } from '../helpers/log.js';
-import { startHttpProxy, startSocks5Proxy, type LoopbackProxy } from '../helpers/proxies.js';
+import { startForwardingServer, startHttpProxy, startSocks5Proxy, type LoopbackProxy } from '../helpers/proxies.js';
 import { simRule, startSim } from '../helpers/sim.js';
 import { pause, waitFor } from '../helpers/wait.js';
 
@@ -172,7 +172,7 @@ describe('reaching the simulated exchange through a proxy', () => {
     const rightLog = captureLog('debug');
     const served = server(exchange, 'SPOT', { PROXY: proxy.url, SYMBOLS: ['BTCUSDT'] }, { logger: rightLog.logger });
     await served.runCandleMap();
-    expect(served.getCandleSecurity('BTCUSDT', 5).length).toBe(60);
+    expect(await waitFor(() => served.getCandleSecurity('BTCUSDT', 5).length === 60, 5000)).toBe(true);
     expect(logText(rightLog).filter((line) => line.includes('right-pass-8c1f'))).toEqual([]);
     await served.close();
     expect(proxy.connections).toBeGreaterThan(0);
@@ -223,5 +223,29 @@ describe('reaching the simulated exchange through a proxy', () => {
     }
     await spot.close();
     await expectOnlyProxiedConnections(exchange, 'SPOT', proxy);
+  });
+
+  it('reaches the exchange through a forwarding server named by proxyHost, REST and streams alike', async () => {
+    const exchange = await simulate('UM');
+    const forwarder = await startForwardingServer(exchange.urls('UM').rest);
+    try {
+      // No REST_BASE_URL / WS_BASE_URL: proxyHost decides where the market is reached.
+      const rule: Record<string, unknown> = { ...simRule(exchange, 'UM', dir, { SYMBOLS: ['BTCUSDT'], BAR: '1m', LENGTH: 120 }) };
+      delete rule.REST_BASE_URL;
+      delete rule.WS_BASE_URL;
+      scope += 1;
+      const um = new CandleServer({ instType: 'UM', budgetScope: `proxy-test-${scope}`, rule, proxyHost: forwarder.url });
+      servers.push(um);
+      await um.runCandleMap();
+      expect(await waitFor(() => um.stats().sync.streamUpdates > 4 && !um.getCandleSecurity('BTCUSDT', 120).isEmpty)).toBe(true);
+      // REST went with Binance's own paths, the streams under /ws-um (UM's /market route after it).
+      expect(forwarder.requests).toContain('/fapi/v1/exchangeInfo');
+      expect(forwarder.requests).toContain('/fapi/v1/klines');
+      expect(forwarder.upgrades.length).toBeGreaterThan(0);
+      expect(forwarder.upgrades.every((path) => path.startsWith('/ws-um/market/stream'))).toBe(true);
+      await um.close();
+    } finally {
+      await forwarder.close();
+    }
   });
 });

@@ -22,8 +22,8 @@ const MINUTE = 60_000;
 // 100 ms; twice the round trip on loopback is far less).
 const CADENCE_MS = MARKETS.UM.wsCadenceMs('1m');
 const MARGIN_MS = 100;
-// Between the server's clock reading inside getCandleSecurity and ours just after it, and the
-// server's estimate of the exchange clock (half a loopback round trip).
+// The server's estimate of the exchange clock (half a loopback round trip) and the time between
+// our clock reading and the server's inside getCandleSecurity.
 const TOLERANCE_MS = 25;
 
 describe('a stall before a candle boundary', () => {
@@ -68,8 +68,9 @@ describe('a stall before a candle boundary', () => {
       const states = new Set<string>();
       const deadline = Date.now() + 20_000;
       while (firstNew === undefined && Date.now() < deadline) {
-        const view = server.getCandleSecurity('BTCUSDT', 180);
+        // Read the time first: a pause between the two calls can only shorten what is measured.
         const at = exchangeNow();
+        const view = server.getCandleSecurity('BTCUSDT', 180);
         if (!view.isEmpty) {
           const newest = view.openTime(view.length - 1);
           if (newest === oldOpen) lastServedOld = at;

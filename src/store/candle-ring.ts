@@ -243,6 +243,15 @@ export class CandleRing {
     this.#state.count = 0;
   }
 
+  /** Removes the candles that open before `openTime`; returns how many. */
+  dropBefore(openTime: number): number {
+    const dropped = this.#lowerBound(openTime);
+    const s = this.#state;
+    s.start = s.count === dropped ? 0 : s.start + dropped;
+    s.count -= dropped;
+    return dropped;
+  }
+
   /**
    * Holes between the oldest and the newest candle: open times the interval says should exist but
    * the ring lacks. Some are real exchange gaps (halts); the repair decides which by asking REST.

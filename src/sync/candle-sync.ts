@@ -362,6 +362,7 @@ export class CandleSync {
     const current = openTimeOf(bar, this.#exchange.clock.now());
     const start = windowStart(bar, this.#rule.LENGTH, current);
     const ring = tracked.ring;
+    tracked.dropBefore(start);
     if (ring.isEmpty || (ring.oldestOpenTime ?? 0) > start) {
       tracked.applyFinal(await readDailyRows(this.#rule, tracked.symbol, start, current, this.#logger));
     }

@@ -115,6 +115,16 @@ export class TrackedSymbol {
     if (count >= 2) this.finalOpenTime = this.ring.view().openTime(count - 2);
   }
 
+  /**
+   * Forgets the rows that open before `start` (a snapshot older than the window): they are outside
+   * the window, and a chain ending among them would make the warm-up fetch from there. Rows kept
+   * from the window on stay final up to where the chain reached.
+   */
+  dropBefore(start: number): void {
+    if (this.ring.dropBefore(start) === 0) return;
+    if (this.finalOpenTime < start) this.finalOpenTime = 0;
+  }
+
   /** The warm start is done: from now on skipped candles and closes are holes. */
   markReady(): void {
     this.isReady = true;

@@ -120,6 +120,20 @@ describe('CandleRing upsert', () => {
     expect(minutes(ring)).toEqual([1, 2]);
     expect(() => ring.assign(new Float64Array([...row(2, 2), ...row(1, 1)]))).toThrow(/row 1 has open time/);
   });
+
+  it('drops the candles before an open time, and goes on taking new ones after', () => {
+    const ring = new CandleRing(5);
+    ring.upsertMany([0, 1, 2, 3, 4].map((m) => kline(m, m)));
+    expect(ring.dropBefore(T0 + 2 * MIN)).toBe(2);
+    expect(minutes(ring)).toEqual([2, 3, 4]);
+    expect(ring.dropBefore(T0)).toBe(0);
+    ring.upsertMany([5, 6, 7].map((m) => kline(m, m)));
+    expect(minutes(ring)).toEqual([3, 4, 5, 6, 7]);
+    expect(ring.dropBefore(T0 + 100 * MIN)).toBe(5);
+    expect(ring.isEmpty).toBe(true);
+    ring.upsert(kline(8, 8));
+    expect(minutes(ring)).toEqual([8]);
+  });
 });
 
 describe('CandleView', () => {

@@ -37,10 +37,10 @@ import { writeSnapshot } from './files/snapshot.js';
 import { parseProxyUrl, redactProxyUrl, type ProxyMap } from './exchange/proxy.js';
 import type { Logger } from './log.js';
 import { silentLogger } from './log.js';
-import { parseCandleRule, resolveEndpoints, type CandleRule, type CandleRuleInput } from './rule.js';
+import { parseCandleRule, type CandleRule, type CandleRuleInput } from './rule.js';
 import { CandleMap } from './store/candle-map.js';
 import { EMPTY_CANDLE_VIEW, type CandleView } from './store/candle-view.js';
-import { CandleSync, type CandleEvents, type SymbolState, type SyncStats } from './sync/candle-sync.js';
+import { CandleSync, emptySyncStats, type CandleEvents, type SymbolState, type SyncStats } from './sync/candle-sync.js';
 import { DailyScheduler } from './sync/daily-scheduler.js';
 import { MarketConnection } from './sync/market-connection.js';
 import { SymbolUniverse } from './sync/universe.js';
@@ -333,17 +333,7 @@ export class CandleServer {
         bannedUntil: governor?.bannedUntil,
       },
       requests: new Map(this.#connection?.requests ?? []),
-      sync: {
-        ...(this.#sync?.stats ?? {
-          streamUpdates: 0,
-          restUpdates: 0,
-          gapsFound: 0,
-          gapsRepaired: 0,
-          sweeps: 0,
-          sweepRequests: 0,
-          overdueFetches: 0,
-        }),
-      },
+      sync: { ...(this.#sync?.stats ?? emptySyncStats()) },
       streams:
         streams === undefined
           ? undefined
@@ -432,7 +422,7 @@ export class CandleServer {
     await sync.restoreSnapshot(symbols);
     if (useStreams) {
       // Streams start before the warm-up so that no update between the REST reply and the first event is lost.
-      this.#streams = this.#createStreams(sync);
+      this.#streams = this.#createStreams(sync, connection);
       this.#streams.setSymbols(symbols);
       this.#streams.start();
     }
@@ -488,14 +478,14 @@ export class CandleServer {
     }
   }
 
-  #createStreams(sync: CandleSync): KlineStreams {
+  #createStreams(sync: CandleSync, connection: MarketConnection): KlineStreams {
     const rule = this.rule;
     const streamOptions = this.#options.streams ?? {};
     return new KlineStreams({
       market: this.market,
       interval: rule.BAR,
-      baseUrl: this.#connection?.endpoints.ws ?? resolveEndpoints(rule, this.#options.proxyHost).ws,
-      proxy: this.#connection?.proxies.ws,
+      baseUrl: connection.endpoints.ws,
+      proxy: connection.proxies.ws,
       logger: this.#options.logger ?? silentLogger(),
       ...streamOptions,
       onKline: (symbol, values, isClosed, eventTime) => sync.onKline(symbol, values, isClosed, eventTime),

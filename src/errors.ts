@@ -114,7 +114,7 @@ export class NetworkError extends CandleServerError {
     // eslint-disable-next-line @typescript-eslint/no-base-to-string -- a cause that is not an Error (a code, a message) is shown as it is
     const cause = options?.cause instanceof Error ? options.cause.message : String(options?.cause ?? 'unknown');
     // A proxy's credentials never appear in a message, whatever the cause's text holds.
-    const redacted = cause.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, '$1***@');
+    const redacted = redactCredentials(cause);
     // Some causes repeat their own message after a colon ("x: x"): say it once.
     const reason = /^(.+): \1$/.exec(redacted)?.[1] ?? redacted;
     const through = options?.via === undefined ? '' : ` through the proxy ${options.via}`;
@@ -197,4 +197,18 @@ function formatReceived(value: unknown): string {
     // eslint-disable-next-line @typescript-eslint/no-base-to-string -- the last resort for what JSON cannot hold (cycles, BigInt)
     return String(value);
   }
+}
+
+/**
+ * Hides the credentials of URLs in text (`scheme://user:password@host` becomes
+ * `scheme://***@host`), so that a proxy's password never reaches a log line, an error message or a
+ * metric.
+ *
+ * @example
+ * ```ts
+ * redactCredentials('connect to http://me:secret@127.0.0.1:7890 failed'); // 'connect to http://***@127.0.0.1:7890 failed'
+ * ```
+ */
+export function redactCredentials(text: string): string {
+  return text.replace(/([a-z][a-z0-9+.-]*:\/\/)[^/@\s]*@/gi, '$1***@');
 }

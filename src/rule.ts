@@ -33,10 +33,9 @@
 import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { ConfigError, type ConfigIssue } from './errors.js';
+import { ConfigError, redactCredentials, type ConfigIssue } from './errors.js';
 import { DEFAULT_ARCHIVE_BASE_URL, INTERVALS, MARKETS, MARKET_TYPES, isMarketType, type MarketType } from './binance/markets.js';
 import { SYMBOL_EXPECTED, isSymbol, upperCaseHint } from './binance/symbols.js';
-import { redactCredentials } from './util/redact.js';
 
 /** The largest LENGTH accepted: 100 000 candles are 9.6 MB of float64 per symbol. */
 export const MAX_LENGTH = 100_000;

@@ -36,7 +36,7 @@
  */
 import type { Agent as HttpAgent } from 'node:http';
 import { WebSocket } from 'ws';
-import { ClosedError, InvalidArgumentError } from '../errors.js';
+import { ClosedError, InvalidArgumentError, redactCredentials } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import { backoffDelay } from '../util/abort.js';
 import { nextOpenTime } from '../binance/intervals.js';
@@ -44,7 +44,7 @@ import { KlineFrameDecoder, klineStreamName } from './kline-stream-decode.js';
 import { MessagePacer } from './kline-stream-pacer.js';
 import { MARKETS, SYMBOL_PATTERN, type Interval, type MarketType } from '../binance/markets.js';
 import { positiveOption } from '../util/options.js';
-import { proxyWebSocketAgent, redactProxyUrl, redactText } from './proxy.js';
+import { proxyWebSocketAgent, redactProxyUrl } from './proxy.js';
 
 /**
  * Called for every kline update, synchronously from the socket's message event. `values` holds
@@ -521,7 +521,7 @@ export class KlineStreams {
       // Through a proxy, a failure is most often the proxy's: say which, without its credentials.
       else
         this.#log.warn(
-          { error: redactText(error.message), proxy: this.#via, connection: slot.id },
+          { error: redactCredentials(error.message), proxy: this.#via, connection: slot.id },
           `stream connection through the proxy ${this.#via} failed`,
         );
     });

@@ -23,8 +23,7 @@ import type { Agent as HttpAgent } from 'node:http';
 import { HttpsProxyAgent } from 'https-proxy-agent';
 import { SocksProxyAgent } from 'socks-proxy-agent';
 import { ProxyAgent, Socks5ProxyAgent, type Dispatcher } from 'undici';
-import { InvalidArgumentError } from '../errors.js';
-import { redactCredentials } from '../util/redact.js';
+import { InvalidArgumentError, redactCredentials } from '../errors.js';
 
 /** Proxy schemes accepted. */
 export const PROXY_PROTOCOLS = ['http:', 'https:', 'socks5:', 'socks5h:'] as const;
@@ -72,7 +71,7 @@ export function parseProxyUrl(text: string, where: string): URL {
     url = new URL(text);
   } catch {
     throw new InvalidArgumentError(
-      `${where} ${JSON.stringify(redactText(text))} is not a URL; expected http://, https:// or socks5://host:port`,
+      `${where} ${JSON.stringify(redactCredentials(text))} is not a URL; expected http://, https:// or socks5://host:port`,
     );
   }
   if (!(PROXY_PROTOCOLS as readonly string[]).includes(url.protocol)) {
@@ -91,13 +90,10 @@ export function parseProxyUrl(text: string, where: string): URL {
 /** The proxy as it may be shown: credentials replaced by `***`. */
 export function redactProxyUrl(url: URL | string): string {
   const parsed = typeof url === 'string' ? safeUrl(url) : url;
-  if (parsed === undefined) return redactText(String(url));
+  if (parsed === undefined) return redactCredentials(String(url));
   const credentials = parsed.username !== '' || parsed.password !== '' ? '***@' : '';
   return `${parsed.protocol}//${credentials}${parsed.host}`;
 }
-
-/** Replaces every `user:password@` in free text (an error message, say) by `***@`. */
-export const redactText = redactCredentials;
 
 /**
  * The proxy a connection to `target` goes through under `proxies`, or undefined for a direct one.

@@ -37,7 +37,7 @@ import { forEachConcurrently } from '../util/concurrency.js';
 import { proxyDispatcher, redactProxyUrl } from './proxy.js';
 import { openTimeOf } from '../binance/intervals.js';
 import { describeKlineProblem, type RawKline } from '../binance/kline.js';
-import { planKlinePages } from './kline-pages.js';
+import { planKlinePages, type KlinePage } from './kline-pages.js';
 import { MARKETS, SYMBOL_PATTERN, type Interval, type MarketSpec, type MarketType } from '../binance/markets.js';
 import { ServerClock } from './server-clock.js';
 import type { SettleWeight, WeightGovernor, WeightPriority } from './weight-governor.js';
@@ -298,16 +298,7 @@ export class BinanceRestClient {
     to: number,
     options: RequestOptions = {},
   ): AsyncGenerator<RawKline[]> {
-    const pages = planKlinePages({
-      market: this.market,
-      interval,
-      from,
-      to: Math.min(to, openTimeOf(interval, this.clock.now())),
-    });
-    const requestOptions: RequestOptions = { priority: 'backfill', ...options };
-    for (const page of pages) {
-      yield await this.klines({ symbol, interval, startTime: page.startTime, endTime: page.endTime, limit: page.limit }, requestOptions);
-    }
+    for (const page of this.#plan(interval, from, to)) yield await this.#page(symbol, interval, page, options);
   }
 
   /**
@@ -319,19 +310,14 @@ export class BinanceRestClient {
    * ```
    */
   async klinesRange(symbol: string, interval: Interval, from: number, to: number, options: RequestOptions = {}): Promise<RawKline[]> {
-    const pages = planKlinePages({ market: this.market, interval, from, to: Math.min(to, openTimeOf(interval, this.clock.now())) });
-    const requestOptions: RequestOptions = { priority: 'backfill', ...options };
     const replies: RawKline[][] = [];
     // The pages of a range are independent: a few at once, so that a range costs one round trip
     // rather than one per page. The weight governor still charges each before it is sent.
     await forEachConcurrently(
-      pages.map((page, index) => ({ page, index })),
+      this.#plan(interval, from, to).map((page, index) => ({ page, index })),
       RANGE_PAGES_IN_FLIGHT,
       async ({ page, index }) => {
-        replies[index] = await this.klines(
-          { symbol, interval, startTime: page.startTime, endTime: page.endTime, limit: page.limit },
-          requestOptions,
-        );
+        replies[index] = await this.#page(symbol, interval, page, options);
       },
     );
     const byOpenTime = new Map<number, RawKline>();
@@ -339,6 +325,19 @@ export class BinanceRestClient {
       for (const row of rows) if (row[0] >= from && row[0] <= to) byOpenTime.set(row[0], row);
     }
     return [...byOpenTime.values()].sort((a, b) => a[0] - b[0]);
+  }
+
+  /** The pages of [from, to], `to` clipped to the exchange's current candle. */
+  #plan(interval: Interval, from: number, to: number): KlinePage[] {
+    return planKlinePages({ market: this.market, interval, from, to: Math.min(to, openTimeOf(interval, this.clock.now())) });
+  }
+
+  /** One planned page, at back-fill priority unless told otherwise. */
+  #page(symbol: string, interval: Interval, page: KlinePage, options: RequestOptions): Promise<RawKline[]> {
+    return this.klines(
+      { symbol, interval, startTime: page.startTime, endTime: page.endTime, limit: page.limit },
+      { priority: 'backfill', ...options },
+    );
   }
 
   /** Cancels everything in progress (ClosedError) and releases the connections. Idempotent. */

@@ -18,9 +18,9 @@
  * ```
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
-import { closeTimeOf, intervalMs, openTimeOf, previousOpenTime } from '../binance/intervals.js';
+import { closeTimeOf, openTimeOf, previousOpenTime } from '../binance/intervals.js';
 import type { RawKline } from '../binance/kline.js';
-import { MARKETS } from '../binance/markets.js';
+import { MARKETS, type Interval } from '../binance/markets.js';
 import { AbortedError, BannedError, ClosedError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CandleRule } from '../rule.js';
@@ -30,7 +30,7 @@ import { forEachConcurrently } from '../util/concurrency.js';
 import type { SafeEmitter } from '../util/emitter.js';
 import type { Histogram } from '../util/histogram.js';
 import { REST_CONNECTIONS } from '../exchange/rest-client.js';
-import { missingRanges, planSweep, rangeWeight, sweepKind, warmConcurrency, windowStart, type SweepKind } from './fetch-plan.js';
+import { candlesIn, missingRanges, planSweep, rangeWeight, sweepKind, warmConcurrency, windowStart, type SweepKind } from './fetch-plan.js';
 import { TrackedSymbol, type RuleClock, type RuleEvents, type SymbolState } from './serve-rule.js';
 import { readDailyRows, restoreSnapshot } from './warm-sources.js';
 
@@ -60,6 +60,11 @@ export interface SyncStats {
   overdueFetches: number;
 }
 
+/** Counters before anything happened. */
+export function emptySyncStats(): SyncStats {
+  return { streamUpdates: 0, restUpdates: 0, gapsFound: 0, gapsRepaired: 0, sweeps: 0, sweepRequests: 0, overdueFetches: 0 };
+}
+
 /** What the engine needs of the exchange: its clock, the weight budget's state, klines over REST. */
 export interface SyncExchange {
   readonly clock: {
@@ -78,7 +83,7 @@ export interface SyncExchange {
   readonly rest: {
     klinesRange(
       symbol: string,
-      interval: CandleRule['BAR'],
+      interval: Interval,
       from: number,
       to: number,
       options: { signal?: AbortSignal; priority?: 'live' | 'backfill' },
@@ -117,15 +122,7 @@ const MAX_BOUNDARY_SLEEP_MS = 60_000;
 
 /** The candle synchronisation engine of one market. */
 export class CandleSync {
-  readonly stats: SyncStats = {
-    streamUpdates: 0,
-    restUpdates: 0,
-    gapsFound: 0,
-    gapsRepaired: 0,
-    sweeps: 0,
-    sweepRequests: 0,
-    overdueFetches: 0,
-  };
+  readonly stats: SyncStats = emptySyncStats();
   readonly #rule: CandleRule;
   readonly #exchange: SyncExchange;
   readonly #map: CandleMap;
@@ -512,8 +509,9 @@ export class CandleSync {
   /** Weight of bringing a symbol up to date: its missing candles in best-size pages. */
   #catchUpWeight(tracked: TrackedSymbol, now: number): number {
     const bar = this.#rule.BAR;
-    const from = tracked.holeFrom ?? this.#catchUpFrom(tracked, openTimeOf(bar, now));
-    const candles = tracked.isReady ? Math.max(1, Math.ceil((now - from) / intervalMs(bar)) + 1) : this.#rule.LENGTH;
+    const current = openTimeOf(bar, now);
+    const from = tracked.holeFrom ?? this.#catchUpFrom(tracked, current);
+    const candles = tracked.isReady ? Math.max(1, candlesIn([{ from, to: current }], bar)) : this.#rule.LENGTH;
     return rangeWeight(this.#rule.MARKET, candles);
   }
 

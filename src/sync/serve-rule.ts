@@ -252,8 +252,7 @@ export class TrackedSymbol {
 
   /** Every row but the newest holds final values: closed candles are served only as they closed. */
   hasFinalRows(): boolean {
-    const newest = this.ring.newestOpenTime;
-    return newest === undefined || this.ring.count < 2 || this.finalOpenTime >= previousOpenTime(this.#bar, newest);
+    return this.#hasFinalRows(this.ring.newestOpenTime);
   }
 
   /**
@@ -262,33 +261,24 @@ export class TrackedSymbol {
    * candle, and its values may not be the final ones. Always false without a stream.
    */
   isOverdue(now = this.#clock.now()): boolean {
-    const cadence = this.#cadenceMs;
-    const newest = this.ring.newestOpenTime;
-    if (cadence === undefined || newest === undefined || !this.isReady || this.finalOpenTime >= newest) return false;
-    return now - closeTimeOf(this.#bar, newest) > cadence + this.#clock.marginMs();
+    return this.isReady && this.#isOverdue(this.ring.newestOpenTime, now);
   }
 
   /** The newest candle opened, and the exchange last confirmed the symbol, less than `securityMs` ago. */
   isFresh(securityMs: number, now = this.#clock.now()): boolean {
-    return now - (this.ring.newestOpenTime ?? 0) < securityMs && now - this.confirmedAt < securityMs;
+    return this.#isFresh(this.ring.newestOpenTime, securityMs, now);
   }
 
   /**
-   * The rule behind getCandleSecurity: ready, no hole, every row before the newest final, the
-   * newest not past its boundary deadline, and fresh within `securityMs`. Allocates nothing.
+   * The rule behind getCandleSecurity: ready, no hole, fresh within `securityMs`, every row before
+   * the newest final, and the newest not past its boundary deadline. Allocates nothing; reads the
+   * ring's newest open time and the clock once.
    */
   isServable(securityMs: number): boolean {
     if (!this.isReady || this.holeFrom !== undefined) return false;
     const newest = this.ring.newestOpenTime;
     const now = this.#clock.now();
-    // isFresh, hasFinalRows and isOverdue, each read once: this is every getCandleSecurity call.
-    if (newest === undefined) return now < securityMs && now - this.confirmedAt < securityMs;
-    if (now - newest >= securityMs || now - this.confirmedAt >= securityMs) return false;
-    const final = this.finalOpenTime;
-    if (final >= newest) return true;
-    if (this.ring.count >= 2 && final < previousOpenTime(this.#bar, newest)) return false;
-    const cadence = this.#cadenceMs;
-    return cadence === undefined || now - closeTimeOf(this.#bar, newest) <= cadence + this.#clock.marginMs();
+    return this.#isFresh(newest, securityMs, now) && this.#hasFinalRows(newest) && !this.#isOverdue(newest, now);
   }
 
   /** Why the symbol is or is not served; `isBanned` when the IP is banned (nothing can be fetched). */
@@ -324,6 +314,20 @@ export class TrackedSymbol {
     }
     const pending = this.pendingFinal();
     if ((pending === undefined || from <= pending) && lastFinal > this.finalOpenTime) this.finalOpenTime = lastFinal;
+  }
+
+  #hasFinalRows(newest: number | undefined): boolean {
+    return newest === undefined || this.ring.count < 2 || this.finalOpenTime >= previousOpenTime(this.#bar, newest);
+  }
+
+  #isOverdue(newest: number | undefined, now: number): boolean {
+    const cadence = this.#cadenceMs;
+    if (cadence === undefined || newest === undefined || this.finalOpenTime >= newest) return false;
+    return now - closeTimeOf(this.#bar, newest) > cadence + this.#clock.marginMs();
+  }
+
+  #isFresh(newest: number | undefined, securityMs: number, now: number): boolean {
+    return now - (newest ?? 0) < securityMs && now - this.confirmedAt < securityMs;
   }
 
   #markHole(from: number): void {

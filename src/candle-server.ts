@@ -32,7 +32,8 @@ import {
   TimeoutError,
 } from './errors.js';
 import { KlineStreams, type StreamEvent } from './exchange/kline-streams.js';
-import { MARKETS, isMarketType, type MarketType } from './binance/markets.js';
+import { KlineFormats, type KlineFormat } from './binance/kline-format.js';
+import { MARKETS, isMarketType, type Interval, type MarketType } from './binance/markets.js';
 import { writeSnapshot } from './files/snapshot.js';
 import { parseProxyUrl, redactProxyUrl, type ProxyMap } from './exchange/proxy.js';
 import type { Logger } from './log.js';
@@ -93,6 +94,11 @@ export interface CandleServerOptions {
 /** Options of `getCandleSecurity`. */
 export interface CandleSecurityOptions {
   /**
+   * The interval of the candles: BAR (the default) or one of the rule's INTERVALS, kept from the
+   * BAR stream. Throws InvalidArgumentError for an interval the server does not keep.
+   */
+  readonly interval?: Interval;
+  /**
    * Return a copy that stays valid after the current synchronous block; the default is a
    * zero-copy view that later updates change.
    */
@@ -102,6 +108,8 @@ export interface CandleSecurityOptions {
 /** Why a symbol is or is not served, with the ages that decided it. */
 export interface SymbolStatus {
   readonly symbol: string;
+  /** The interval the status is of: BAR, or one of the rule's INTERVALS. */
+  readonly interval: Interval;
   readonly state: SymbolState;
   /** Rows in the ring (LENGTH once warmed, unless the symbol is younger). */
   readonly rows: number;
@@ -191,6 +199,10 @@ export class CandleServer {
   readonly #events: SafeEmitter<CandleEvents>;
   readonly #latency = new Histogram([0.25, 0.5, 1, 2, 5, 10, 25, 50, 100, 250, 1000]);
   readonly #map: CandleMap;
+  // The rings of each of the rule's INTERVALS, kept from the BAR ring.
+  readonly #derivedMaps: ReadonlyMap<Interval, CandleMap>;
+  // How the exchange prints each symbol's klines, for replies in Binance's own shape.
+  readonly #formats: KlineFormats;
   // Aborted by close() or destroy(): every wait, request and timer of this run stops.
   readonly #stopping = new AbortController();
   #connection: MarketConnection | undefined;
@@ -234,6 +246,21 @@ export class CandleServer {
       this.#logger.error({ err: error, event }, 'an event listener threw; ingestion goes on'),
     );
     this.#map = new CandleMap(this.rule.LENGTH);
+    this.#derivedMaps = new Map(this.rule.INTERVALS.map((interval) => [interval, new CandleMap(this.rule.LENGTH)]));
+    this.#formats = new KlineFormats(this.market);
+  }
+
+  /** The intervals served: BAR first, then the rule's INTERVALS, shortest first. */
+  get intervals(): readonly Interval[] {
+    return [this.rule.BAR, ...this.rule.INTERVALS];
+  }
+
+  /**
+   * How the exchange prints `symbol`'s klines (decimals of prices, quantities and quote amounts):
+   * learned from its REST rows and daily files, else from exchangeInfo.
+   */
+  klineFormat(symbol: string): KlineFormat {
+    return this.#formats.of(symbol);
   }
 
   /** True once every symbol's ring is ready. */
@@ -272,18 +299,24 @@ export class CandleServer {
    */
   getCandleSecurity(symbol: string, securitySeconds = 180, options?: CandleSecurityOptions): CandleView {
     if (!(securitySeconds > 0)) throw new InvalidArgumentError(`securitySeconds must be a positive number, got ${String(securitySeconds)}`);
-    const ring = this.#stopping.signal.aborted ? undefined : this.#sync?.servable(symbol, securitySeconds * 1000);
+    const interval = this.#intervalOf(options?.interval);
+    const ring = this.#stopping.signal.aborted ? undefined : this.#sync?.servable(symbol, securitySeconds * 1000, interval);
     if (ring === undefined) return EMPTY_CANDLE_VIEW;
     return options?.copy === true ? ring.copy() : ring.view();
   }
 
-  /** Why `symbol` is or is not served, with the ages, for `securitySeconds` (default 180). */
-  status(symbol: string, securitySeconds = 180): SymbolStatus {
-    const tracked = this.#sync?.tracked(symbol);
+  /**
+   * Why `symbol` is or is not served, with the ages, for `securitySeconds` (default 180), in BAR
+   * or one of the rule's INTERVALS (`options.interval`).
+   */
+  status(symbol: string, securitySeconds = 180, options?: { readonly interval?: Interval }): SymbolStatus {
+    const interval = this.#intervalOf(options?.interval);
+    const tracked = this.#sync?.tracked(symbol, interval);
     const bannedUntil = this.#connection?.governor.bannedUntil;
     if (tracked === undefined || this.#connection === undefined || this.#sync === undefined) {
       return {
         symbol,
+        interval,
         state: 'unknown',
         rows: 0,
         newestOpenTime: undefined,
@@ -293,18 +326,29 @@ export class CandleServer {
         bannedUntil,
       };
     }
+    const base = this.#sync.tracked(symbol) ?? tracked;
     const now = this.#connection.clock.now();
     const newest = tracked.ring.newestOpenTime;
     return {
       symbol,
-      state: this.#sync.state(symbol, securitySeconds * 1000),
+      interval,
+      state: this.#sync.state(symbol, securitySeconds * 1000, interval),
       rows: tracked.ring.count,
       newestOpenTime: newest,
       newestAgeMs: newest === undefined ? undefined : now - newest,
-      confirmedAgeMs: tracked.confirmedAt === 0 ? undefined : now - tracked.confirmedAt,
-      repairingFrom: tracked.holeFrom,
+      confirmedAgeMs: base.confirmedAt === 0 ? undefined : now - base.confirmedAt,
+      repairingFrom: base.holeFrom,
       bannedUntil,
     };
+  }
+
+  /** BAR when `interval` is undefined; throws InvalidArgumentError for an interval not kept. */
+  #intervalOf(interval: Interval | undefined): Interval {
+    if (interval === undefined || interval === this.rule.BAR) return this.rule.BAR;
+    if (this.rule.INTERVALS.includes(interval)) return interval;
+    throw new InvalidArgumentError(
+      `interval ${JSON.stringify(interval)} is not kept by this ${this.market} server; expected one of ${this.intervals.join(', ')} (BAR and INTERVALS)`,
+    );
   }
 
   /** The symbols followed now (the universe after filters). */
@@ -340,7 +384,7 @@ export class CandleServer {
           : { connections: streams.connections, reconnects: streams.reconnects, messages: streams.messages, malformed: streams.malformed },
       latency: this.#latency,
       snapshots: { ...this.#snapshotStats },
-      memoryBytes: this.#map.byteLength,
+      memoryBytes: this.#memoryBytes(),
     };
   }
 
@@ -393,6 +437,7 @@ export class CandleServer {
         // The first load reuses the exchangeInfo the connection has just read.
         const info = firstInfo ?? (await connection.rest.exchangeInfo({ signal: s }));
         firstInfo = undefined;
+        this.#formats.learnInfo(info.symbols);
         return info;
       },
     });
@@ -417,6 +462,8 @@ export class CandleServer {
       logger: this.#options.logger ?? silentLogger(),
       latency: this.#latency,
       streamCadenceMs: useStreams ? MARKETS[this.market].wsCadenceMs(rule.BAR) : undefined,
+      derivedMaps: this.#derivedMaps,
+      formats: this.#formats,
     });
     this.#sync = sync;
     await sync.restoreSnapshot(symbols);
@@ -438,7 +485,7 @@ export class CandleServer {
     if (useStreams) await this.#awaitStreams(sync, symbols);
     dailyScheduler.startSchedule();
     this.#isReady = true;
-    this.#logger.info({ symbols: symbols.length, memoryBytes: this.#map.byteLength }, 'COMPLETE PREPARE candle_map');
+    this.#logger.info({ symbols: symbols.length, memoryBytes: this.#memoryBytes() }, 'COMPLETE PREPARE candle_map');
   }
 
   /**
@@ -567,17 +614,31 @@ export class CandleServer {
     }
   }
 
+  /** Bytes of candle memory: the BAR rings and the derived rings. */
+  #memoryBytes(): number {
+    let bytes = this.#map.byteLength;
+    for (const map of this.#derivedMaps.values()) bytes += map.byteLength;
+    return bytes;
+  }
+
   #snapshot(): Promise<void> {
     this.#snapshotting ??= (async () => {
       const startedAt = performance.now();
       try {
-        const written = await writeSnapshot(this.rule.CACHE_DIR, this.#map, { market: this.market, bar: this.rule.BAR });
+        // One file per interval, BAR's first: each is a snapshot of its own (market, bar).
+        const maps: Array<[Interval, CandleMap]> = [[this.rule.BAR, this.#map], ...this.#derivedMaps];
+        let symbols = 0;
+        let bytes = 0;
+        let file = '';
+        for (const [bar, map] of maps) {
+          const written = await writeSnapshot(this.rule.CACHE_DIR, map, { market: this.market, bar });
+          if (bar === this.rule.BAR) file = written.file;
+          symbols += written.symbols;
+          bytes += written.bytes;
+        }
         const durationMs = performance.now() - startedAt;
-        this.#snapshotStats = { written: this.#snapshotStats.written + 1, lastDurationMs: durationMs, lastFile: written.file };
-        this.#logger.info(
-          { file: written.file, symbols: written.symbols, bytes: written.bytes, durationMs: Math.round(durationMs) },
-          'snapshot written',
-        );
+        this.#snapshotStats = { written: this.#snapshotStats.written + 1, lastDurationMs: durationMs, lastFile: file };
+        this.#logger.info({ file, intervals: maps.length, symbols, bytes, durationMs: Math.round(durationMs) }, 'snapshot written');
       } finally {
         this.#snapshotting = undefined;
       }

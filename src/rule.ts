@@ -34,7 +34,16 @@ import { readFile } from 'node:fs/promises';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { ConfigError, redactCredentials, type ConfigIssue } from './errors.js';
-import { DEFAULT_ARCHIVE_BASE_URL, INTERVALS, MARKETS, MARKET_TYPES, isMarketType, type MarketType } from './binance/markets.js';
+import { canAggregate } from './binance/intervals.js';
+import {
+  DEFAULT_ARCHIVE_BASE_URL,
+  INTERVALS,
+  MARKETS,
+  MARKET_TYPES,
+  isMarketType,
+  type Interval,
+  type MarketType,
+} from './binance/markets.js';
 import { SYMBOL_EXPECTED, isSymbol, upperCaseHint } from './binance/symbols.js';
 
 /** The largest LENGTH accepted: 100 000 candles are 9.6 MB of float64 per symbol. */
@@ -69,6 +78,12 @@ const TIME_ZONE_SHAPE = /^[A-Za-z][A-Za-z0-9_+-]*(?:\/[A-Za-z0-9_+-]+)*$/;
 const symbolList = z.array(z.string());
 
 function ruleSchema(market: MarketType) {
+  return ruleFields(market)
+    .superRefine((rule, ctx) => checkDerivedIntervals(rule.INTERVALS, rule.BAR, market, ctx))
+    .transform((rule) => ({ ...rule, INTERVALS: sortIntervals(rule.INTERVALS) }));
+}
+
+function ruleFields(market: MarketType) {
   const intervals: readonly string[] = MARKETS[market].intervals;
   return z.strictObject({
     MARKET: z.enum(MARKET_TYPES).default('SPOT'),
@@ -119,7 +134,35 @@ function ruleSchema(market: MarketType) {
       .default('127.0.0.1'),
     HTTP_PORT: z.number().int().min(0).max(65_535).nullable().default(null),
     PROXY: z.string().refine(isProxyUrl).nullable().default(null),
+    INTERVALS: z.array(z.enum(INTERVALS)).default([]),
+    FORWARD_KLINES: z.boolean().default(true),
   });
+}
+
+/** Each derived interval offered on the market, longer than BAR, made of whole BAR candles, once. */
+function checkDerivedIntervals<T>(intervals: readonly Interval[], bar: Interval, market: MarketType, ctx: z.core.$RefinementCtx<T>): void {
+  const offered: readonly Interval[] = MARKETS[market].intervals;
+  const seen = new Set<Interval>();
+  intervals.forEach((interval, index) => {
+    let message: string | undefined;
+    if (!offered.includes(interval)) message = `${interval} is not offered on ${market}; expected one of ${offered.join(', ')}`;
+    else if (seen.has(interval)) message = `${interval} is listed twice; expected each interval once`;
+    else if (interval === bar || !canAggregate(bar, interval)) {
+      message = `expected an interval longer than BAR (${bar}) made of whole ${bar} candles, e.g. ${derivableExamples(bar, market)}`;
+    }
+    seen.add(interval);
+    if (message !== undefined) ctx.addIssue({ code: 'custom', path: ['INTERVALS', index], input: interval, message });
+  });
+}
+
+function derivableExamples(bar: Interval, market: MarketType): string {
+  const examples = MARKETS[market].intervals.filter((interval) => interval !== bar && canAggregate(bar, interval));
+  return examples.length === 0 ? 'none (no longer interval is made of whole ' + bar + ' candles)' : examples.join(', ');
+}
+
+/** Shortest first, as Binance lists them. */
+function sortIntervals(intervals: readonly Interval[]): Interval[] {
+  return [...intervals].sort((a, b) => INTERVALS.indexOf(a) - INTERVALS.indexOf(b));
 }
 
 type RuleSchema = ReturnType<typeof ruleSchema>;
@@ -149,6 +192,12 @@ type Frozen<T> = T extends readonly (infer E)[] ? readonly E[] : T;
  *   connection to the exchange goes through: REST, streams, archives. null = direct, or the
  *   CandleServer's `proxies` option (which the CLI fills from HTTPS_PROXY / HTTP_PROXY / ALL_PROXY /
  *   NO_PROXY).
+ * - INTERVALS: longer intervals kept beside BAR from the BAR stream alone ('5m', '1h', '1d', ...;
+ *   each made of whole BAR candles), with LENGTH candles each; served by getCandleSecurity's
+ *   `interval` option and Binance's klines paths of the HTTP API.
+ * - FORWARD_KLINES: the HTTP API's Binance klines paths forward what the server does not hold
+ *   (older ranges, other symbols and intervals) to Binance within the weight budget; false = they
+ *   answer such a request with a 4xx saying what the server holds.
  *
  * @example
  * ```ts
@@ -172,7 +221,7 @@ type RuleKey = keyof RuleOutput;
 const SCHEMAS = new Map<MarketType, RuleSchema>(MARKET_TYPES.map((m) => [m, ruleSchema(m)]));
 
 /** Every field name, in declaration order. */
-export const RULE_KEYS = Object.keys(ruleSchema('SPOT').shape) as readonly RuleKey[];
+export const RULE_KEYS = Object.keys(ruleFields('SPOT').shape) as readonly RuleKey[];
 
 function expectedFor(key: string, market: MarketType): string | undefined {
   switch (key as RuleKey) {
@@ -225,6 +274,10 @@ function expectedFor(key: string, market: MarketType): string | undefined {
       return "expected a host name or an IP address such as '127.0.0.1' or '::1' (no scheme or port)";
     case 'HTTP_PORT':
       return 'expected an integer port from 0 (any free port) to 65535, or null (no HTTP API)';
+    case 'INTERVALS':
+      return `expected a list of intervals longer than BAR, each one of ${MARKETS[market].intervals.join(', ')}`;
+    case 'FORWARD_KLINES':
+      return 'expected true or false';
     default:
       return undefined;
   }
@@ -374,6 +427,7 @@ function validate(input: unknown, source: string, origins: ReadonlyMap<string, s
     SYMBOLS: rule.SYMBOLS === 'all' ? 'all' : Object.freeze([...rule.SYMBOLS]),
     SYMBOLS_FILTER: Object.freeze([...rule.SYMBOLS_FILTER]),
     UM_CONTRACT_TYPES: Object.freeze([...rule.UM_CONTRACT_TYPES]),
+    INTERVALS: Object.freeze([...rule.INTERVALS]),
   });
 }
 
@@ -541,6 +595,8 @@ const ENV_KINDS: Record<RuleKey, EnvKind> = {
   HTTP_HOST: 'string',
   HTTP_PORT: 'nullableNumber',
   PROXY: 'nullableString',
+  INTERVALS: 'list',
+  FORWARD_KLINES: 'boolean',
 };
 
 const NUMBER_TEXT = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?$/i;

@@ -22,10 +22,12 @@
  * ```
  */
 import { InvalidArgumentError } from '../errors.js';
-import { closeTimeOf, intervalMs, openTimeOf } from '../binance/intervals.js';
+import { canAggregate, closeTimeOf, openTimeOf } from '../binance/intervals.js';
 import { COL, type Kline, type RawKline } from '../binance/kline.js';
 import type { Interval } from '../binance/markets.js';
 import type { CandleView } from '../store/candle-view.js';
+
+export { canAggregate } from '../binance/intervals.js';
 
 /** One aggregated bar. Prices and volumes are numbers; times are epoch ms. */
 export interface Bar extends Kline {
@@ -127,27 +129,6 @@ export function concatBars(older: readonly Bar[], newer: readonly Bar[]): Bar[] 
     candles: last.candles + first.candles,
   };
   return [...kept.slice(0, -1), merged, ...newer.slice(1)];
-}
-
-/**
- * True when candles of `fromBar` aggregate into `toPeriod`: every bucket of `toPeriod` starts on
- * a `fromBar` boundary and holds whole candles.
- *
- * @example
- * ```ts
- * canAggregate('1m', '4h'); // true
- * canAggregate('1w', '1M'); // false: months do not start on Mondays
- * ```
- */
-export function canAggregate(fromBar: Interval, toPeriod: Interval): boolean {
-  if (fromBar === toPeriod) return true;
-  if (toPeriod === '1M') return intervalMs('1d') % intervalMs(fromBar) === 0;
-  if (fromBar === '1M') return false;
-  const to = intervalMs(toPeriod);
-  const bar = intervalMs(fromBar);
-  if (to <= bar || to % bar !== 0) return false;
-  // Weeks start on Monday, 4 days after the epoch: a bar must divide that offset too (3d does not).
-  return toPeriod !== '1w' || (4 * intervalMs('1d')) % bar === 0;
 }
 
 function assertAggregatable(fromBar: Interval, toPeriod: Interval): void {

@@ -125,3 +125,24 @@ export function gapsOf(openTimes: readonly number[], bar: Interval): CandleGap[]
   }
   return gaps;
 }
+
+/**
+ * True when candles of `fromBar` aggregate into `toPeriod`: every bucket of `toPeriod` starts on
+ * a `fromBar` boundary and holds whole candles.
+ *
+ * @example
+ * ```ts
+ * canAggregate('1m', '4h'); // true
+ * canAggregate('1w', '1M'); // false: months do not start on Mondays
+ * ```
+ */
+export function canAggregate(fromBar: Interval, toPeriod: Interval): boolean {
+  if (fromBar === toPeriod) return true;
+  if (toPeriod === '1M') return intervalMs('1d') % intervalMs(fromBar) === 0;
+  if (fromBar === '1M') return false;
+  const to = intervalMs(toPeriod);
+  const bar = intervalMs(fromBar);
+  if (to <= bar || to % bar !== 0) return false;
+  // Weeks start on Monday, 4 days after the epoch: a bar must divide that offset too (3d does not).
+  return toPeriod !== '1w' || (4 * intervalMs('1d')) % bar === 0;
+}

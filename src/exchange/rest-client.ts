@@ -112,6 +112,9 @@ const exchangeSymbolSchema = z.object({
   contractType: z.string().optional(),
   baseAsset: z.string().optional(),
   quoteAsset: z.string().optional(),
+  /** Futures: decimals of the symbol's prices and quantities. */
+  pricePrecision: z.number().int().min(0).max(20).optional(),
+  quantityPrecision: z.number().int().min(0).max(20).optional(),
 });
 
 const exchangeInfoSchema = z.object({

@@ -19,9 +19,10 @@
  */
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { closeTimeOf, openTimeOf, previousOpenTime } from '../binance/intervals.js';
-import type { RawKline } from '../binance/kline.js';
+import { COL, type RawKline } from '../binance/kline.js';
+import { EIGHT_DECIMALS, type KlineFormats } from '../binance/kline-format.js';
 import { MARKETS, type Interval } from '../binance/markets.js';
-import { AbortedError, BannedError, ClosedError } from '../errors.js';
+import { AbortedError, BannedError, ClosedError, InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CandleRule } from '../rule.js';
 import type { CandleMap } from '../store/candle-map.js';
@@ -30,7 +31,18 @@ import { forEachConcurrently } from '../util/concurrency.js';
 import type { SafeEmitter } from '../util/emitter.js';
 import type { Histogram } from '../util/histogram.js';
 import { REST_CONNECTIONS } from '../exchange/rest-client.js';
-import { candlesIn, missingRanges, planSweep, rangeWeight, sweepKind, warmConcurrency, windowStart, type SweepKind } from './fetch-plan.js';
+import { DerivedSeries } from './derived-bars.js';
+import {
+  candlesIn,
+  missingRanges,
+  planSweep,
+  rangeWeight,
+  seedLevels,
+  sweepKind,
+  warmConcurrency,
+  windowStart,
+  type SweepKind,
+} from './fetch-plan.js';
 import { TrackedSymbol, type RuleClock, type RuleEvents, type SymbolState } from './serve-rule.js';
 import { readDailyRows, restoreSnapshot } from './warm-sources.js';
 
@@ -38,8 +50,12 @@ export type { SymbolState } from './serve-rule.js';
 
 /** Events a bot can listen to. */
 export interface CandleEvents {
-  /** A candle closed and the ring holds its final values (from the stream, or from REST when the stream missed it); once per candle. */
-  candleClosed: (event: { symbol: string; openTime: number; close: number }) => void;
+  /**
+   * A candle closed and the ring holds its final values (from the stream, or from REST when the
+   * stream missed it); once per candle and interval: BAR, and each of the rule's INTERVALS when the
+   * last BAR candle of its bar is final.
+   */
+  candleClosed: (event: { symbol: string; interval: Interval; openTime: number; close: number }) => void;
   /** A hole was found in a symbol's candles (`repaired: false`) or filled over REST (`repaired: true`). */
   gap: (event: { symbol: string; from: number; to: number; repaired: boolean }) => void;
   /** A symbol's data stopped being confirmed by the exchange. */
@@ -58,11 +74,22 @@ export interface SyncStats {
   sweepRequests: number;
   /** Closes fetched over REST because their boundary deadline passed without them. */
   overdueFetches: number;
+  /** Derived rings (INTERVALS) seeded: at start, and again after the base ring lost what they needed. */
+  derivedSeeds: number;
 }
 
 /** Counters before anything happened. */
 export function emptySyncStats(): SyncStats {
-  return { streamUpdates: 0, restUpdates: 0, gapsFound: 0, gapsRepaired: 0, sweeps: 0, sweepRequests: 0, overdueFetches: 0 };
+  return {
+    streamUpdates: 0,
+    restUpdates: 0,
+    gapsFound: 0,
+    gapsRepaired: 0,
+    sweeps: 0,
+    sweepRequests: 0,
+    overdueFetches: 0,
+    derivedSeeds: 0,
+  };
 }
 
 /** What the engine needs of the exchange: its clock, the weight budget's state, klines over REST. */
@@ -104,6 +131,10 @@ export interface CandleSyncOptions {
   readonly latency?: Histogram;
   /** Local clock (ms); tests and benchmarks may control it. */
   readonly localNow?: () => number;
+  /** The rings of each of the rule's INTERVALS, kept from the BAR ring (created when missing). */
+  readonly derivedMaps?: ReadonlyMap<Interval, CandleMap>;
+  /** How the exchange prints each symbol's klines: learned from REST rows, used by exact volume sums. */
+  readonly formats?: KlineFormats;
 }
 
 // Symbols repaired or swept at once; the weight governor paces the requests whatever this is.
@@ -144,6 +175,11 @@ export class CandleSync {
   #cursor = 0;
   // Symbols being fetched right now (repair, overdue close), so that nothing fetches them twice.
   readonly #fetching = new Set<string>();
+  // Each symbol's derived rings (one per interval of INTERVALS), kept from its base ring.
+  readonly #derived = new Map<string, DerivedSeries[]>();
+  readonly #derivedMaps: ReadonlyMap<Interval, CandleMap>;
+  readonly #derivedEvents = new Map<Interval, RuleEvents>();
+  readonly #formats: KlineFormats | undefined;
 
   constructor(options: CandleSyncOptions) {
     this.#rule = options.rule;
@@ -156,10 +192,18 @@ export class CandleSync {
     this.#streamCadenceMs = options.streamCadenceMs;
     const clock = this.#exchange.clock;
     this.#clock = { now: () => clock.now(), marginMs: () => Math.max(MIN_CLOCK_MARGIN_MS, 2 * (clock.rttMs ?? 0)) };
+    this.#formats = options.formats;
+    this.#derivedMaps = options.derivedMaps ?? new Map();
+    const closedIn =
+      (interval: Interval) =>
+      (symbol: string, openTime: number, close: number): void => {
+        if (this.#events.has('candleClosed')) this.#events.emit('candleClosed', { symbol, interval, openTime, close });
+      };
+    for (const interval of this.#rule.INTERVALS) {
+      this.#derivedEvents.set(interval, { closed: closedIn(interval), hole: () => undefined });
+    }
     this.#ruleEvents = {
-      closed: (symbol, openTime, close) => {
-        if (this.#events.has('candleClosed')) this.#events.emit('candleClosed', { symbol, openTime, close });
-      },
+      closed: closedIn(this.#rule.BAR),
       hole: (symbol, from) => {
         this.stats.gapsFound += 1;
         this.#events.emit('gap', { symbol, from, to: clock.now(), repaired: false });
@@ -167,9 +211,13 @@ export class CandleSync {
     };
   }
 
-  /** The bookkeeping of a symbol, or undefined when it is not followed. */
-  tracked(symbol: string): TrackedSymbol | undefined {
-    return this.#tracked.get(symbol);
+  /**
+   * The bookkeeping of a symbol's BAR ring, or of one of its derived rings (`interval` of the
+   * rule's INTERVALS); undefined when it is not followed.
+   */
+  tracked(symbol: string, interval: Interval = this.#rule.BAR): TrackedSymbol | undefined {
+    if (interval === this.#rule.BAR) return this.#tracked.get(symbol);
+    return this.#series(symbol, interval)?.tracked;
   }
 
   /** Every followed symbol. */
@@ -177,9 +225,13 @@ export class CandleSync {
     return [...this.#tracked.keys()];
   }
 
-  /** Puts the rings of `symbols` from the newest valid snapshot into the map: the first warm-start source. */
+  /**
+   * Puts the rings of `symbols` from the newest valid snapshots into the maps (BAR's and each
+   * derived interval's): the first warm-start source.
+   */
   async restoreSnapshot(symbols: readonly string[]): Promise<void> {
     await restoreSnapshot(this.#rule, symbols, this.#map, this.#logger);
+    for (const [interval, map] of this.#derivedMaps) await restoreSnapshot(this.#rule, symbols, map, this.#logger, interval);
   }
 
   /**
@@ -203,6 +255,7 @@ export class CandleSync {
           events: this.#ruleEvents,
         }),
       );
+      if (this.#rule.INTERVALS.length > 0) this.#derived.set(symbol, this.#newSeries(symbol));
     }
     const signal = this.#signal(options.signal);
     let done = 0;
@@ -229,6 +282,8 @@ export class CandleSync {
     for (const symbol of symbols) {
       this.#tracked.delete(symbol);
       this.#map.remove(symbol);
+      this.#derived.delete(symbol);
+      for (const map of this.#derivedMaps.values()) map.remove(symbol);
     }
   }
 
@@ -240,6 +295,8 @@ export class CandleSync {
     const tracked = this.#tracked.get(symbol);
     if (tracked === undefined) return;
     tracked.applyStream(values, isClosed, eventTime);
+    const derived = this.#derived.get(symbol);
+    if (derived !== undefined) for (const series of derived) series.follow(tracked, eventTime);
     this.stats.streamUpdates += 1;
     // The clock offset is known to within half a round trip: a slightly negative age is noise.
     if (this.#latency !== undefined) this.#latency.record(Math.max(0, this.#localNow() + this.#exchange.clock.offsetMs - eventTime));
@@ -313,20 +370,34 @@ export class CandleSync {
     });
   }
 
-  /** Why a symbol is or is not served right now, with `securityMs` as the freshness limit. */
-  state(symbol: string, securityMs: number): SymbolState {
+  /**
+   * Why a symbol is or is not served right now, with `securityMs` as the freshness limit, in BAR
+   * or one of the rule's INTERVALS. A derived ring is never fresher than its base: while the base
+   * is not fresh, that is the reason; then 'warming' until its fold is seeded.
+   */
+  state(symbol: string, securityMs: number, interval: Interval = this.#rule.BAR): SymbolState {
     const tracked = this.#tracked.get(symbol);
     if (tracked === undefined) return 'unknown';
-    return tracked.state(securityMs, this.#exchange.governor.bannedUntil !== undefined);
+    const baseState = tracked.state(securityMs, this.#exchange.governor.bannedUntil !== undefined);
+    if (interval === this.#rule.BAR) return baseState;
+    const series = this.#series(symbol, interval);
+    if (series === undefined) return 'unknown';
+    if (baseState !== 'fresh') return baseState;
+    if (!series.isSeeded || !series.tracked.isReady) return 'warming';
+    return series.isServable(tracked, securityMs) ? 'fresh' : 'repairing';
   }
 
   /**
-   * The ring of `symbol` when it may be served (see {@link TrackedSymbol.isServable}). The one
-   * freshness rule behind getCandleSecurity and `state`; on the read path, so it allocates nothing.
+   * The ring of `symbol` in `interval` (BAR or one of INTERVALS) when it may be served (see
+   * {@link TrackedSymbol.isServable} and {@link DerivedSeries.isServable}). The one freshness rule
+   * behind getCandleSecurity and `state`; on the read path, so it allocates nothing.
    */
-  servable(symbol: string, securityMs: number): TrackedSymbol['ring'] | undefined {
+  servable(symbol: string, securityMs: number, interval: Interval = this.#rule.BAR): TrackedSymbol['ring'] | undefined {
     const tracked = this.#tracked.get(symbol);
-    return tracked !== undefined && tracked.isServable(securityMs) ? tracked.ring : undefined;
+    if (tracked === undefined) return undefined;
+    if (interval === this.#rule.BAR) return tracked.isServable(securityMs) ? tracked.ring : undefined;
+    const series = this.#series(symbol, interval);
+    return series !== undefined && series.isServable(tracked, securityMs) ? series.ring : undefined;
   }
 
   /**
@@ -361,18 +432,126 @@ export class CandleSync {
     const ring = tracked.ring;
     tracked.dropBefore(start);
     if (ring.isEmpty || (ring.oldestOpenTime ?? 0) > start) {
-      tracked.applyFinal(await readDailyRows(this.#rule, tracked.symbol, start, current, this.#logger));
+      const daily = await readDailyRows(this.#rule, tracked.symbol, start, current, this.#logger);
+      this.#formats?.learn(tracked.symbol, daily.at(-1));
+      tracked.applyFinal(daily);
     }
     if (useStreams && ring.newestOpenTime === current && ring.isFull && ring.gaps(bar).length === 0) {
       // A fresh snapshot: nothing closed since it was taken; the stream confirms the forming candle.
       tracked.adoptSnapshot(current);
-      return;
+    } else {
+      for (const range of missingRanges(ring, bar, start, current, MARKETS[this.#rule.MARKET].klinesBestLimit)) {
+        await this.#fetchInto(tracked, range.from, range.to, signal);
+      }
+      await this.#confirmFinal(tracked, signal);
+      tracked.markReady();
     }
-    for (const range of missingRanges(ring, bar, start, current, MARKETS[this.#rule.MARKET].klinesBestLimit)) {
-      await this.#fetchInto(tracked, range.from, range.to, signal);
+    await this.#seedDerived(tracked, signal);
+  }
+
+  /** Seeds every derived ring of a ready symbol that does not follow its base yet; a failure is left to the sweep. */
+  async #seedDerived(base: TrackedSymbol, signal: AbortSignal): Promise<void> {
+    for (const series of this.#derived.get(base.symbol) ?? []) {
+      if (series.isSeeded) continue;
+      try {
+        await this.#seedSeries(base, series, signal);
+      } catch (error) {
+        if (isStop(error, signal)) throw error;
+        if (!(error instanceof BannedError)) {
+          this.#logger.warn(
+            { err: error, symbol: base.symbol, interval: series.interval },
+            'seeding a derived ring failed; the sweep will retry',
+          );
+        }
+      }
     }
-    await this.#confirmFinal(tracked, signal);
-    tracked.markReady();
+  }
+
+  /**
+   * Fills a derived ring's history (native klines of its interval, from where a snapshot left off)
+   * and seeds the fold of the bucket holding the base's first candle without final values: from
+   * the base ring when it reaches back to the bucket's start, else from native klines of coarser
+   * intervals (seedLevels) and then BAR candles. Tries again when a bucket closes meanwhile.
+   */
+  async #seedSeries(base: TrackedSymbol, series: DerivedSeries, signal: AbortSignal): Promise<void> {
+    const { BAR: bar, LENGTH, MARKET } = this.#rule;
+    const interval = series.interval;
+    const clock = this.#exchange.clock;
+    for (let attempt = 0; attempt < 3; attempt += 1) {
+      const current = openTimeOf(interval, clock.now());
+      const start = windowStart(interval, LENGTH, current);
+      series.tracked.dropBefore(start);
+      const ring = series.ring;
+      // A snapshot that reaches the forming bar needs no history: the fold rewrites that bar.
+      if (!(ring.newestOpenTime === current && ring.isFull && ring.gaps(interval).length === 0)) {
+        for (const range of missingRanges(ring, interval, start, current, MARKETS[MARKET].klinesBestLimit)) {
+          await this.#fetchInto(series.tracked, range.from, range.to, signal, interval);
+        }
+        await this.#confirmFinal(series.tracked, signal, interval);
+      }
+      const pending = base.pendingFinal() ?? openTimeOf(bar, clock.now());
+      const bucket = openTimeOf(interval, pending);
+      const tiles: number[][] = [];
+      let tilesEnd = bucket;
+      if ((base.ring.oldestOpenTime ?? Number.POSITIVE_INFINITY) > bucket) {
+        for (const level of seedLevels(bar, interval)) {
+          const end = openTimeOf(level, pending);
+          if (end > tilesEnd) tilesEnd = await this.#fetchTiles(base.symbol, level, tilesEnd, end, tiles, signal);
+        }
+        if ((base.ring.oldestOpenTime ?? Number.POSITIVE_INFINITY) > tilesEnd && pending > tilesEnd) {
+          tilesEnd = await this.#fetchTiles(base.symbol, bar, tilesEnd, pending, tiles, signal);
+        }
+      }
+      // Synchronously from here: the base may have moved on during the requests.
+      if (openTimeOf(interval, base.pendingFinal() ?? pending) !== bucket) continue;
+      if (series.seed(bucket, tiles, tilesEnd, base, clock.now())) {
+        this.stats.derivedSeeds += 1;
+        return;
+      }
+    }
+    this.#logger.info({ symbol: base.symbol, interval }, 'derived ring not seeded yet (the base moved on meanwhile); the sweep retries');
+  }
+
+  /**
+   * Appends to `tiles` the final native klines of `level` from `from` up to (not including) `end`,
+   * as numbers; returns the open time after the last one taken: `end` when every candle of the
+   * range was final, else the first that may still have been forming.
+   */
+  async #fetchTiles(symbol: string, level: Interval, from: number, end: number, tiles: number[][], signal: AbortSignal): Promise<number> {
+    const sentAt = this.#exchange.clock.now();
+    const rows = await this.#exchange.rest.klinesRange(symbol, level, from, previousOpenTime(level, end), { signal, priority: 'backfill' });
+    this.stats.restUpdates += 1;
+    const finalBefore = sentAt - this.#clock.marginMs();
+    for (const row of rows) {
+      if (row[COL.openTime] < from) continue;
+      if (row[COL.closeTime] >= finalBefore) return row[COL.openTime];
+      tiles.push(row.map(Number));
+    }
+    return end;
+  }
+
+  #newSeries(symbol: string): DerivedSeries[] {
+    return this.#rule.INTERVALS.map((interval) => {
+      const map = this.#derivedMaps.get(interval);
+      if (map === undefined) throw new InvalidArgumentError(`no candle map was given for the derived interval ${interval}`);
+      const ring = map.get(symbol) ?? map.add(symbol);
+      return new DerivedSeries({
+        symbol,
+        bar: this.#rule.BAR,
+        interval,
+        ring,
+        clock: this.#clock,
+        events: this.#derivedEvents.get(interval) ?? { closed: () => undefined, hole: () => undefined },
+        format: () => this.#formats?.of(symbol) ?? EIGHT_DECIMALS,
+      });
+    });
+  }
+
+  #series(symbol: string, interval: Interval): DerivedSeries | undefined {
+    const derived = this.#derived.get(symbol);
+    if (derived === undefined) return undefined;
+    for (const series of derived) if (series.interval === interval) return series;
+    return undefined;
   }
 
   /**
@@ -380,8 +559,7 @@ export class CandleSync {
    * still forming, so it is not taken as final. Waits out the margin and asks for it again, so
    * that a warm-up or a repair ends with every closed candle final.
    */
-  async #confirmFinal(tracked: TrackedSymbol, signal: AbortSignal): Promise<void> {
-    const bar = this.#rule.BAR;
+  async #confirmFinal(tracked: TrackedSymbol, signal: AbortSignal, bar: Interval = this.#rule.BAR): Promise<void> {
     const newest = tracked.ring.newestOpenTime;
     const pending = tracked.pendingFinal();
     if (pending === undefined || newest === undefined || pending >= newest) return;
@@ -389,16 +567,34 @@ export class CandleSync {
     if (waitMs > 0) await sleep(waitMs, signal, 'confirming a closed candle');
     // The stream may have delivered its close meanwhile.
     if (tracked.pendingFinal() === pending) {
-      await this.#fetchInto(tracked, pending, openTimeOf(bar, this.#exchange.clock.now()), signal);
+      await this.#fetchInto(tracked, pending, openTimeOf(bar, this.#exchange.clock.now()), signal, bar);
     }
   }
 
-  /** Fetches [from, to] over REST into the ring and records the exchange's confirmation. */
-  async #fetchInto(tracked: TrackedSymbol, from: number, to: number, signal: AbortSignal): Promise<void> {
+  /**
+   * Fetches [from, to] over REST into the ring and records the exchange's confirmation. In BAR
+   * (live priority), the derived rings then follow; in a derived interval (back-fill priority), the
+   * rows are that ring's history.
+   */
+  async #fetchInto(
+    tracked: TrackedSymbol,
+    from: number,
+    to: number,
+    signal: AbortSignal,
+    interval: Interval = this.#rule.BAR,
+  ): Promise<void> {
+    const isBase = interval === this.#rule.BAR;
     const sentAt = this.#exchange.clock.now();
-    const rows = await this.#exchange.rest.klinesRange(tracked.symbol, this.#rule.BAR, from, to, { signal, priority: 'live' });
+    const rows = await this.#exchange.rest.klinesRange(tracked.symbol, interval, from, to, {
+      signal,
+      priority: isBase ? 'live' : 'backfill',
+    });
+    this.#formats?.learn(tracked.symbol, rows.at(-1));
     tracked.applyRest(rows, sentAt, from);
     this.stats.restUpdates += 1;
+    if (!isBase) return;
+    const derived = this.#derived.get(tracked.symbol);
+    if (derived !== undefined) for (const series of derived) series.follow(tracked, sentAt);
   }
 
   async #repairOne(tracked: TrackedSymbol, signal: AbortSignal): Promise<void> {
@@ -475,9 +671,10 @@ export class CandleSync {
     const due: Array<{ tracked: TrackedSymbol; kind: SweepKind; confirmedAt: number; weight: number }> = [];
     for (let i = 0; i < count; i += 1) {
       const tracked = all[(this.#cursor + i) % count] as TrackedSymbol;
-      const kind = sweepKind(tracked, bar, now, options.staleAfterMs);
+      const kind = sweepKind(tracked, bar, now, options.staleAfterMs) ?? (this.#unseeded(tracked) > 0 ? 'derive' : undefined);
       if (kind === undefined) continue;
-      due.push({ tracked, kind, confirmedAt: tracked.confirmedAt, weight: this.#catchUpWeight(tracked, now) });
+      const weight = kind === 'derive' ? this.#seedWeight(tracked) : this.#catchUpWeight(tracked, now);
+      due.push({ tracked, kind, confirmedAt: tracked.confirmedAt, weight });
       const age = now - tracked.confirmedAt;
       if (tracked.isReady && !tracked.isReportedStale && age >= options.staleAfterMs && tracked.confirmedAt > 0) {
         tracked.isReportedStale = true;
@@ -497,6 +694,7 @@ export class CandleSync {
         this.stats.sweepRequests += 1;
         if (kind === 'warm') await this.#warmOne(tracked, false, signal);
         else if (kind === 'repair') await this.#repairOne(tracked, signal);
+        else if (kind === 'derive') await this.#seedDerived(tracked, signal);
         else await this.#catchUp(tracked, signal);
       } catch (error) {
         if (isStop(error, signal)) throw error;
@@ -504,6 +702,19 @@ export class CandleSync {
         this.#logger.warn({ err: error, symbol: tracked.symbol, kind }, 'sweep request failed');
       }
     });
+  }
+
+  /** Derived rings of a symbol that do not follow its base yet. */
+  #unseeded(tracked: TrackedSymbol): number {
+    let count = 0;
+    for (const series of this.#derived.get(tracked.symbol) ?? []) if (!series.isSeeded) count += 1;
+    return count;
+  }
+
+  /** Weight of seeding a symbol's derived rings, at most: a window of history and a request per seed level each. */
+  #seedWeight(tracked: TrackedSymbol): number {
+    const spec = MARKETS[this.#rule.MARKET];
+    return this.#unseeded(tracked) * (rangeWeight(this.#rule.MARKET, this.#rule.LENGTH) + 3 * spec.klinesWeight(60));
   }
 
   /** Weight of bringing a symbol up to date: its missing candles in best-size pages. */

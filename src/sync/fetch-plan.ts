@@ -10,7 +10,15 @@
  * const weight = rangeWeight('SPOT', candlesIn(ranges, '1m'));
  * ```
  */
-import { candlesBetween, closeTimeOf, intervalMs, nextOpenTime, previousOpenTime, type CandleGap } from '../binance/intervals.js';
+import {
+  canAggregate,
+  candlesBetween,
+  closeTimeOf,
+  intervalMs,
+  nextOpenTime,
+  previousOpenTime,
+  type CandleGap,
+} from '../binance/intervals.js';
 import { MARKETS, type Interval, type MarketType } from '../binance/markets.js';
 
 /** A range of open times to fetch, both ends inclusive. */
@@ -80,9 +88,9 @@ export function rangeWeight(market: MarketType, candles: number): number {
 }
 
 /** Why a sweep takes a symbol, in order of need. */
-export type SweepKind = 'repair' | 'warm' | 'overdue' | 'stale' | 'final';
+export type SweepKind = 'repair' | 'warm' | 'overdue' | 'stale' | 'final' | 'derive';
 
-const SWEEP_ORDER: Readonly<Record<SweepKind, number>> = { repair: 0, warm: 1, overdue: 2, stale: 3, final: 4 };
+const SWEEP_ORDER: Readonly<Record<SweepKind, number>> = { repair: 0, warm: 1, overdue: 2, stale: 3, final: 4, derive: 5 };
 
 /** A symbol as the sweep sees it. */
 export interface SweepCandidate {
@@ -140,4 +148,24 @@ export function warmConcurrency(options: { budget: number; requestWeight: number
   const { budget, requestWeight, minimum, maximum } = options;
   const affordable = Math.floor(budget / Math.max(1, requestWeight));
   return Math.min(maximum, Math.max(minimum, affordable));
+}
+
+// Coarser intervals that seed a derived bucket's fold, longest first: a month is at most 30 daily
+// klines, 23 hourly and 59 one-minute ones, whatever BAR is.
+const SEED_LADDER: readonly Interval[] = ['1d', '1h', '1m'];
+
+/**
+ * The intervals whose native klines tile the start of a bucket of `interval` when the base ring
+ * does not reach back to it, longest first: those of 1d, 1h and 1m that are made of whole `bar`
+ * candles and tile `interval`. The rest of the bucket comes from `bar` candles. Each level costs
+ * at most one request of fewer than 60 candles.
+ *
+ * @example
+ * ```ts
+ * seedLevels('1m', '1M'); // ['1d', '1h']: then up to 59 1m candles
+ * seedLevels('1m', '1h'); // []: at most 59 1m candles
+ * ```
+ */
+export function seedLevels(bar: Interval, interval: Interval): Interval[] {
+  return SEED_LADDER.filter((level) => level !== bar && level !== interval && canAggregate(bar, level) && canAggregate(level, interval));
 }

@@ -14,21 +14,23 @@ import { COL, type RawKline } from '../binance/kline.js';
 import { readDailyFile } from '../files/daily-file.js';
 import { addDays, dailyFilePath, localDayBounds, localDayOf } from '../files/daily-layout.js';
 import { loadNewestValidSnapshot } from '../files/snapshot.js';
+import type { Interval } from '../binance/markets.js';
 import type { Logger } from '../log.js';
 import type { CandleRule } from '../rule.js';
 import type { CandleMap } from '../store/candle-map.js';
 
 /**
- * Puts the rings of `symbols` found in the newest valid snapshot of the rule's market and bar into
- * `map`. Returns how many were restored, and from which file.
+ * Puts the rings of `symbols` found in the newest valid snapshot of the rule's market and `bar`
+ * (BAR, or one of INTERVALS) into `map`. Returns how many were restored, and from which file.
  */
 export async function restoreSnapshot(
   rule: CandleRule,
   symbols: readonly string[],
   map: CandleMap,
   logger: Logger,
+  bar: Interval = rule.BAR,
 ): Promise<{ file: string | undefined; restored: number }> {
-  const loaded = await loadNewestValidSnapshot(rule.CACHE_DIR, { market: rule.MARKET, bar: rule.BAR, length: rule.LENGTH }, logger);
+  const loaded = await loadNewestValidSnapshot(rule.CACHE_DIR, { market: rule.MARKET, bar, length: rule.LENGTH }, logger);
   if (loaded === undefined) return { file: undefined, restored: 0 };
   let restored = 0;
   for (const symbol of symbols) {
@@ -37,7 +39,7 @@ export async function restoreSnapshot(
     map.set(symbol, ring);
     restored += 1;
   }
-  logger.info({ file: loaded.file, symbols: restored }, 'snapshot loaded');
+  logger.info({ file: loaded.file, symbols: restored, bar }, 'snapshot loaded');
   return { file: loaded.file, restored };
 }
 

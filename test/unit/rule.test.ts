@@ -296,3 +296,36 @@ describe('HTTP API settings', () => {
     expect((await loadCandleRule({ env: { CANDLE_SERVER_HTTP_PORT: 'none' } })).HTTP_PORT).toBeNull();
   });
 });
+
+describe('INTERVALS (derived timeframes)', () => {
+  it('default to none, are sorted shortest first and frozen', () => {
+    expect(DEFAULT_RULE.INTERVALS).toEqual([]);
+    const rule = parseCandleRule({ BAR: '1m', INTERVALS: ['1M', '1h', '5m', '1w', '1d'] });
+    expect(rule.INTERVALS).toEqual(['5m', '1h', '1d', '1w', '1M']);
+    expect(Object.isFrozen(rule.INTERVALS)).toBe(true);
+    expect(parseCandleRule({ MARKET: 'UM', BAR: '3m', INTERVALS: ['15m', '1h', '1w'] }).INTERVALS).toEqual(['15m', '1h', '1w']);
+  });
+
+  it('refuse an interval not longer than BAR, not made of whole BAR candles, listed twice or not offered on the market', () => {
+    const error = configErrorOf({ MARKET: 'UM', BAR: '3m', INTERVALS: ['1m', '3m', '5m', '1h', '1h'] });
+    expect(error.issues.map((issue) => [issue.path, issue.received])).toEqual([
+      ['INTERVALS[0]', '1m'],
+      ['INTERVALS[1]', '3m'],
+      ['INTERVALS[2]', '5m'],
+      ['INTERVALS[4]', '1h'],
+    ]);
+    expect(error.issues[2]?.message).toMatch(/longer than BAR \(3m\) made of whole 3m candles, e\.g\. 15m, 30m, 1h/);
+    expect(error.issues[3]?.message).toBe('1h is listed twice; expected each interval once');
+    expect(configErrorOf({ MARKET: 'CM', INTERVALS: ['1s'] }).issues[0]?.message).toMatch(
+      /^1s is not offered on CM; expected one of 1m, 3m/,
+    );
+    expect(configErrorOf({ BAR: '3d', INTERVALS: ['1w'] }).issues[0]?.message).toMatch(/made of whole 3d candles, e\.g\. none/);
+    expect(configErrorOf({ INTERVALS: ['2m'] }).issues[0]).toMatchObject({ path: 'INTERVALS[0]', received: '2m' });
+  });
+
+  it('are read from CANDLE_SERVER_INTERVALS, with FORWARD_KLINES from CANDLE_SERVER_FORWARD_KLINES', async () => {
+    const rule = await loadCandleRule({ env: { CANDLE_SERVER_INTERVALS: '1h, 5m', CANDLE_SERVER_FORWARD_KLINES: 'false' } });
+    expect(rule).toMatchObject({ INTERVALS: ['5m', '1h'], FORWARD_KLINES: false });
+    expect(DEFAULT_RULE.FORWARD_KLINES).toBe(true);
+  });
+});

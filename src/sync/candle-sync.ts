@@ -21,7 +21,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { closeTimeOf, openTimeOf, previousOpenTime } from '../binance/intervals.js';
 import { COL, type RawKline } from '../binance/kline.js';
 import { EIGHT_DECIMALS, type KlineFormats } from '../binance/kline-format.js';
-import { MARKETS, type Interval } from '../binance/markets.js';
+import { FIRST_KLINE_TIME, MARKETS, type Interval } from '../binance/markets.js';
 import { AbortedError, BannedError, ClosedError, InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CandleRule } from '../rule.js';
@@ -295,8 +295,10 @@ export class CandleSync {
     const tracked = this.#tracked.get(symbol);
     if (tracked === undefined) return;
     tracked.applyStream(values, isClosed, eventTime);
-    const derived = this.#derived.get(symbol);
-    if (derived !== undefined) for (const series of derived) series.follow(tracked, eventTime);
+    if (this.#derived.size > 0) {
+      const derived = this.#derived.get(symbol);
+      if (derived !== undefined) for (const series of derived) series.follow(tracked, eventTime);
+    }
     this.stats.streamUpdates += 1;
     // The clock offset is known to within half a round trip: a slightly negative age is noise.
     if (this.#latency !== undefined) this.#latency.record(Math.max(0, this.#localNow() + this.#exchange.clock.offsetMs - eventTime));
@@ -479,7 +481,8 @@ export class CandleSync {
     const clock = this.#exchange.clock;
     for (let attempt = 0; attempt < 3; attempt += 1) {
       const current = openTimeOf(interval, clock.now());
-      const start = windowStart(interval, LENGTH, current);
+      // LENGTH days, weeks or months may reach back before Binance existed: no kline is older.
+      const start = Math.max(windowStart(interval, LENGTH, current), openTimeOf(interval, FIRST_KLINE_TIME));
       series.tracked.dropBefore(start);
       const ring = series.ring;
       // A snapshot that reaches the forming bar needs no history: the fold rewrites that bar.

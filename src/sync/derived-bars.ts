@@ -95,11 +95,28 @@ export class DecimalSum {
 
   /** The sum as the float nearest to its exact decimal value (what parsing Binance's string gives). */
   value(): number {
-    const whole = this.#whole;
+    return this.#toNumber(this.#whole, this.#units);
+  }
+
+  /** The value the sum would have with `value` added, leaving the sum as it is. */
+  plus(value: number): number {
+    const scale = this.#scale;
+    const whole = Math.trunc(value);
+    let sumWhole = this.#whole + whole;
+    let units = this.#units + Math.round((value - whole) * scale);
+    if (units >= scale || units < 0) {
+      const carry = Math.floor(units / scale);
+      sumWhole += carry;
+      units -= carry * scale;
+    }
+    return this.#toNumber(sumWhole, units);
+  }
+
+  #toNumber(whole: number, units: number): number {
     const scale = this.#scale;
     // Below 2^53 units the integer is exact and one division rounds it correctly.
-    if (Math.abs(whole) < Number.MAX_SAFE_INTEGER / scale - 1) return (whole * scale + this.#units) / scale;
-    return Number(`${whole}.${String(this.#units).padStart(this.#decimals, '0')}`);
+    if (Math.abs(whole) < Number.MAX_SAFE_INTEGER / scale - 1) return (whole * scale + units) / scale;
+    return Number(`${whole}.${String(units).padStart(this.#decimals, '0')}`);
   }
 
   #carry(): void {
@@ -216,6 +233,27 @@ export class BarFold {
     this.count += 1;
   }
 
+  /**
+   * Writes the bar this fold would be with row `r` of `view` added (the forming candle) into
+   * `target`, leaving the fold as it is: the hot path of every stream update.
+   */
+  writePlusRow(closeTime: number, view: CandleView, r: number, target: Float64Array): void {
+    const high = view.get(r, COL.high);
+    const low = view.get(r, COL.low);
+    target[COL.openTime] = this.bucket;
+    target[COL.open] = this.open;
+    target[COL.high] = high > this.high ? high : this.high;
+    target[COL.low] = low < this.low ? low : this.low;
+    target[COL.close] = view.get(r, COL.close);
+    target[COL.volume] = this.volume.plus(view.get(r, COL.volume));
+    target[COL.closeTime] = closeTime;
+    target[COL.quoteVolume] = this.quoteVolume.plus(view.get(r, COL.quoteVolume));
+    target[COL.trades] = this.trades + view.get(r, COL.trades);
+    target[COL.takerBuyBase] = this.takerBuyBase.plus(view.get(r, COL.takerBuyBase));
+    target[COL.takerBuyQuote] = this.takerBuyQuote.plus(view.get(r, COL.takerBuyQuote));
+    target[COL.ignore] = 0;
+  }
+
   /** Writes the bar (12 values) for `interval` into `target`. */
   write(interval: Interval, target: Float64Array): void {
     target[COL.openTime] = this.bucket;
@@ -265,6 +303,10 @@ export class DerivedSeries {
   readonly #row = new Float64Array(W);
   // Open time of the last base candle folded.
   #foldedThrough = 0;
+  // The bucket of the base's newest candle, and its close time, computed once per candle.
+  #newestSeen = Number.NaN;
+  #newestBucket = 0;
+  #newestCloseTime = 0;
   #isSeeded = false;
 
   constructor(options: DerivedSeriesOptions) {
@@ -389,16 +431,29 @@ export class DerivedSeries {
     const view = base.ring.view();
     const count = view.length;
     if (count === 0) return;
-    const bucket = openTimeOf(this.interval, view.openTime(count - 1));
+    const newest = view.openTime(count - 1);
+    if (newest !== this.#newestSeen) {
+      this.#newestSeen = newest;
+      this.#newestBucket = openTimeOf(this.interval, newest);
+      this.#newestCloseTime = closeTimeOf(this.interval, this.#newestBucket);
+    }
+    const bucket = this.#newestBucket;
     const after = Math.max(this.#foldedThrough, bucket - 1);
     let r = count;
     while (r > 0 && view.openTime(r - 1) > after) r -= 1;
-    const forming = this.#forming;
-    if (this.#fold.bucket === bucket && this.#fold.count > 0) forming.copy(this.#fold);
-    else forming.start(bucket, this.#format());
-    for (; r < count; r += 1) forming.addRow(view, r);
-    if (forming.count === 0) return;
-    forming.write(this.interval, this.#row);
+    const fold = this.#fold;
+    const isFolding = fold.bucket === bucket && fold.count > 0;
+    if (isFolding && r === count - 1) {
+      // The usual case: the fold and the one forming candle.
+      fold.writePlusRow(this.#newestCloseTime, view, r, this.#row);
+    } else {
+      const forming = this.#forming;
+      if (isFolding) forming.copy(fold);
+      else forming.start(bucket, this.#format());
+      for (; r < count; r += 1) forming.addRow(view, r);
+      if (forming.count === 0) return;
+      forming.write(this.interval, this.#row);
+    }
     this.#upsert(this.#row);
     if (eventTime > this.tracked.confirmedAt) this.tracked.confirmedAt = eventTime;
   }

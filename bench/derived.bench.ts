@@ -13,6 +13,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { closeTimeOf } from '../src/binance/intervals.js';
+import { EIGHT_DECIMALS, formatKline } from '../src/binance/kline-format.js';
 import type { Interval } from '../src/binance/markets.js';
 import { CandleRing } from '../src/store/candle-ring.js';
 import { DerivedSeries } from '../src/sync/derived-bars.js';
@@ -57,7 +58,7 @@ function setup(intervals: readonly Interval[]): Setup {
   for (const s of series) {
     const bucket = s.interval === '1w' ? Date.parse('2025-12-29T00:00:00Z') : T0;
     // The week began before the ring: one tile stands for it, as the seed's coarser klines would.
-    const tiles = s.interval === '1w' ? [Array.from(values)] : [];
+    const tiles = s.interval === '1w' ? [formatKline(values, EIGHT_DECIMALS)] : [];
     if (!s.seed(bucket, tiles, s.interval === '1w' ? T0 - LENGTH * MIN : bucket, base, T0)) throw new Error(`seed ${s.interval}`);
   }
   return { base, series, clock };

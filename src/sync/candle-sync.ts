@@ -494,7 +494,7 @@ export class CandleSync {
       }
       const pending = base.pendingFinal() ?? openTimeOf(bar, clock.now());
       const bucket = openTimeOf(interval, pending);
-      const tiles: number[][] = [];
+      const tiles: RawKline[] = [];
       let tilesEnd = bucket;
       if ((base.ring.oldestOpenTime ?? Number.POSITIVE_INFINITY) > bucket) {
         for (const level of seedLevels(bar, interval)) {
@@ -517,10 +517,10 @@ export class CandleSync {
 
   /**
    * Appends to `tiles` the final native klines of `level` from `from` up to (not including) `end`,
-   * as numbers; returns the open time after the last one taken: `end` when every candle of the
+   * as the exchange printed them (their volumes are summed from the text, exactly); returns the open time after the last one taken: `end` when every candle of the
    * range was final, else the first that may still have been forming.
    */
-  async #fetchTiles(symbol: string, level: Interval, from: number, end: number, tiles: number[][], signal: AbortSignal): Promise<number> {
+  async #fetchTiles(symbol: string, level: Interval, from: number, end: number, tiles: RawKline[], signal: AbortSignal): Promise<number> {
     const sentAt = this.#exchange.clock.now();
     const rows = await this.#exchange.rest.klinesRange(symbol, level, from, previousOpenTime(level, end), { signal, priority: 'backfill' });
     this.stats.restUpdates += 1;
@@ -528,7 +528,7 @@ export class CandleSync {
     for (const row of rows) {
       if (row[COL.openTime] < from) continue;
       if (row[COL.closeTime] >= finalBefore) return row[COL.openTime];
-      tiles.push(row.map(Number));
+      tiles.push(row);
     }
     return end;
   }

@@ -41,7 +41,7 @@
  * ```
  */
 import { closeTimeOf, nextOpenTime, openTimeOf, previousOpenTime } from '../binance/intervals.js';
-import { COL, KLINE_WIDTH } from '../binance/kline.js';
+import { COL, KLINE_WIDTH, type RawKline } from '../binance/kline.js';
 import { EIGHT_DECIMALS, type KlineFormat } from '../binance/kline-format.js';
 import type { Interval } from '../binance/markets.js';
 import type { CandleRing } from '../store/candle-ring.js';
@@ -90,6 +90,22 @@ export class DecimalSum {
     const whole = Math.trunc(value);
     this.#whole += whole;
     this.#units += Math.round((value - whole) * this.#scale);
+    this.#carry();
+  }
+
+  /**
+   * Adds a value as Binance prints it ("1236135790.14972190"): exact whatever its size, where a
+   * float of more than 2^53 units no longer holds every decimal.
+   */
+  addText(text: string): void {
+    const dot = text.indexOf('.');
+    if (dot < 0 || /e/i.test(text)) {
+      this.add(Number(text));
+      return;
+    }
+    this.#whole += Number(text.slice(0, dot));
+    const fraction = text.slice(dot + 1, dot + 1 + this.#decimals).padEnd(this.#decimals, '0');
+    this.#units += Number(fraction) + (text.length > dot + 1 + this.#decimals && Number(text[dot + 1 + this.#decimals]) >= 5 ? 1 : 0);
     this.#carry();
   }
 
@@ -190,19 +206,14 @@ export class BarFold {
     );
   }
 
-  /** Folds one candle given as 12 values in Binance's order. */
-  addValues(values: ArrayLike<number>): void {
-    this.add(
-      values[COL.open] as number,
-      values[COL.high] as number,
-      values[COL.low] as number,
-      values[COL.close] as number,
-      values[COL.volume] as number,
-      values[COL.quoteVolume] as number,
-      values[COL.trades] as number,
-      values[COL.takerBuyBase] as number,
-      values[COL.takerBuyQuote] as number,
-    );
+  /** Folds one kline as Binance printed it (a REST row): its volumes are taken from the text, exactly. */
+  addKline(row: RawKline): void {
+    this.#addPrices(Number(row[COL.open]), Number(row[COL.high]), Number(row[COL.low]), Number(row[COL.close]), row[COL.trades]);
+    this.volume.addText(row[COL.volume]);
+    this.quoteVolume.addText(row[COL.quoteVolume]);
+    this.takerBuyBase.addText(row[COL.takerBuyBase]);
+    this.takerBuyQuote.addText(row[COL.takerBuyQuote]);
+    this.count += 1;
   }
 
   add(
@@ -216,6 +227,15 @@ export class BarFold {
     takerBuyBase: number,
     takerBuyQuote: number,
   ): void {
+    this.#addPrices(open, high, low, close, trades);
+    this.volume.add(volume);
+    this.quoteVolume.add(quoteVolume);
+    this.takerBuyBase.add(takerBuyBase);
+    this.takerBuyQuote.add(takerBuyQuote);
+    this.count += 1;
+  }
+
+  #addPrices(open: number, high: number, low: number, close: number, trades: number): void {
     if (this.count === 0) {
       this.open = open;
       this.high = high;
@@ -226,11 +246,6 @@ export class BarFold {
     }
     this.close = close;
     this.trades += trades;
-    this.volume.add(volume);
-    this.quoteVolume.add(quoteVolume);
-    this.takerBuyBase.add(takerBuyBase);
-    this.takerBuyQuote.add(takerBuyQuote);
-    this.count += 1;
   }
 
   /**
@@ -345,10 +360,10 @@ export class DerivedSeries {
    * the base ring does not hold the final candles between the tiles' end and its chain's end (the
    * caller fetches and tries again).
    */
-  seed(bucket: number, tiles: readonly ArrayLike<number>[], tilesEnd: number, base: TrackedSymbol, eventTime: number): boolean {
+  seed(bucket: number, tiles: readonly RawKline[], tilesEnd: number, base: TrackedSymbol, eventTime: number): boolean {
     const fold = this.#fold;
     fold.start(bucket, this.#format());
-    for (const tile of tiles) fold.addValues(tile);
+    for (const tile of tiles) fold.addKline(tile);
     // tilesEnd: open time of the first base candle the tiles do not cover.
     this.#foldedThrough = previousOpenTime(this.#bar, tilesEnd);
     this.#isSeeded = true;

@@ -154,6 +154,21 @@ describe('DecimalSum', () => {
     expect(0.1 + 0.2).not.toBe(0.3);
   });
 
+  it('takes values from their text exactly where a float no longer holds every decimal', () => {
+    // Three daily quote volumes of some 1e8 with 8 decimals: their floats are off by up to a unit.
+    const texts = ['310391796.18558009', '827461739.70664576', '781028504.15202955'];
+    const fromText = new DecimalSum();
+    const fromFloat = new DecimalSum();
+    fromText.reset(8);
+    fromFloat.reset(8);
+    for (const text of texts) {
+      fromText.addText(text);
+      fromFloat.add(Number(text));
+    }
+    expect(fromText.value()).toBe(Number('1918882040.04425540'));
+    expect(fromFloat.value()).not.toBe(fromText.value());
+  });
+
   it('equals the exact decimal sum, parsed, for a day of values and past 2^53 units', () => {
     const rand = random(7);
     for (const [decimals, scale] of [
@@ -199,13 +214,13 @@ describe('DerivedSeries', () => {
       if (bucket < T0) {
         const tile = candle(-1, random(5));
         tile[COL.openTime] = bucket;
+        // A week of quote volume: far more units of 1e-8 than a float holds; taken from the text.
+        tile[COL.quoteVolume] = '123456789012.12345678';
+        tile[COL.takerBuyQuote] = '98765432109.87654321';
         tiles.set(s.interval, tile);
       }
       const tile = tiles.get(s.interval);
-      expect(
-        s.seed(bucket, tile === undefined ? [] : [tile.map(Number)], tile === undefined ? bucket : T0, t.base, t.clock.t),
-        s.interval,
-      ).toBe(true);
+      expect(s.seed(bucket, tile === undefined ? [] : [tile], tile === undefined ? bucket : T0, t.base, t.clock.t), s.interval).toBe(true);
     }
     /** The candles of a bucket that are final before candle `upTo`, the tile first. */
     const bucketRows = (interval: Interval, bucket: number, upTo: number): RawKline[] => {
@@ -257,13 +272,9 @@ describe('DerivedSeries', () => {
     const bucket = openTimeOf('1h', pending);
     // The base ring holds 30 candles (from 23:28): the hour's first 28 come as tiles.
     expect(t.base.ring.oldestOpenTime).toBeGreaterThan(bucket);
-    const tiles = t.all
-      .filter((row) => row[COL.openTime] >= bucket && row[COL.openTime] < bucket + 20 * MINUTE)
-      .map((row) => row.map(Number));
+    const tiles = t.all.filter((row) => row[COL.openTime] >= bucket && row[COL.openTime] < bucket + 20 * MINUTE);
     expect(hourly.seed(bucket, tiles, bucket + 20 * MINUTE, t.base, t.clock.t)).toBe(false);
-    const moreTiles = t.all
-      .filter((row) => row[COL.openTime] >= bucket && row[COL.openTime] < (t.base.ring.oldestOpenTime as number))
-      .map((row) => row.map(Number));
+    const moreTiles = t.all.filter((row) => row[COL.openTime] >= bucket && row[COL.openTime] < (t.base.ring.oldestOpenTime as number));
     expect(hourly.seed(bucket, moreTiles, t.base.ring.oldestOpenTime as number, t.base, t.clock.t)).toBe(true);
     for (let i = 117; i < 180; i += 1) t.stream(i, true);
     const view = hourly.ring.view();

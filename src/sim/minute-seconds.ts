@@ -1,0 +1,176 @@
+/**
+ * The 60 one-second steps of a simulated minute, derived from the minute alone (its prices and
+ * totals in integer units) and a hash, so that the seconds add up to the minute exactly.
+ *
+ * Prices walk open -> first extreme -> second extreme -> close in three legs of 20 seconds (to
+ * the low first on a rising minute, to the high first on a falling one), rounded to the tick and
+ * jittered inside [low, high]; the legs end on the extremes, so the minute's high and low are the
+ * path's max and min exactly. Second s opens at the price where second s - 1 ended.
+ *
+ * ```
+ *  price                 high, second 39
+ *    |                     /\
+ *    |  open              /  \_/\_ close, second 59       a rising minute: open -> low ->
+ *    |    \_/\_          /                               high -> close, 20 seconds a leg
+ *    |         \_/\_  _/
+ *    |              \/ low, second 19
+ *    +------------------------------------------ second
+ * ```
+ *
+ * Totals are split by cumulative floors: with prefix weights w(0) = 0 <= ... <= w(60), the
+ * seconds before s get floor(total * w(s) / w(60)), so the seconds of any stretch sum exactly to
+ * the difference of two prefixes and all 60 to the total. Trades are spread first (some seconds
+ * get none); lots follow the trades (one lot per trade at least, so a second has volume exactly
+ * when it has trades); taker lots follow the lots, quote amounts lots x price.
+ *
+ * @example
+ * ```ts
+ * const split = new MinuteSeconds();
+ * split.fill(key, minute, row, 0, false);
+ * split.foldInto(fold, 0, 30); // the first half-minute
+ * ```
+ */
+import { hash32 as importedHash32 } from './hash.js';
+import { type KlineFold, mulDivFloor as importedMulDivFloor, roundHalfUp } from './kline-fold.js';
+
+// Imports used in the hot loops, read once: loaders that compile modules to CommonJS (tsx,
+// vitest) turn every use of an imported name into a getter call.
+const hash32 = importedHash32;
+const mulDivFloor = importedMulDivFloor;
+const round = roundHalfUp;
+
+/** Seconds in a minute: the steps by which every simulated candle grows. */
+export const SECONDS = 60;
+
+/** Offsets of one minute's values in a row of MINUTE_FIELDS numbers (all integer units). */
+export const MINUTE = {
+  open: 0,
+  high: 1,
+  low: 2,
+  close: 3,
+  volume: 4,
+  takerVolume: 5,
+  quote: 6,
+  takerQuote: 7,
+  trades: 8,
+} as const;
+
+/** Numbers per minute row. */
+export const MINUTE_FIELDS = 9;
+
+const LEG = SECONDS / 3;
+// Share of the minute's range by which the path wanders off its legs.
+const JITTER = 0.3;
+
+/** One minute split into seconds: the price path and prefix totals. Refilled in place. */
+export class MinuteSeconds {
+  /** Minute index (epoch ms / 60 000) the split holds; NaN when empty. */
+  minute = Number.NaN;
+  #open = 0;
+  /** Price (ticks) at the end of each second. */
+  readonly #price = new Float64Array(SECONDS);
+  // Totals of the seconds before s, for s = 0..60.
+  readonly #volume = new Float64Array(SECONDS + 1);
+  readonly #taker = new Float64Array(SECONDS + 1);
+  readonly #quote = new Float64Array(SECONDS + 1);
+  readonly #takerQuote = new Float64Array(SECONDS + 1);
+  readonly #trades = new Float64Array(SECONDS + 1);
+
+  /**
+   * Splits the minute whose row starts at `row[offset]`. `inverse`: quote amounts are lots over
+   * price (coin-margined contracts) rather than lots times price.
+   */
+  fill(key: number, minute: number, row: Float64Array, offset: number, inverse: boolean): void {
+    this.minute = minute;
+    const open = row[offset + MINUTE.open] as number;
+    const high = row[offset + MINUTE.high] as number;
+    const low = row[offset + MINUTE.low] as number;
+    const close = row[offset + MINUTE.close] as number;
+    const volume = row[offset + MINUTE.volume] as number;
+    const takerVolume = row[offset + MINUTE.takerVolume] as number;
+    const trades = row[offset + MINUTE.trades] as number;
+    this.#open = open;
+    const rising = close >= open;
+    const first = rising ? low : high;
+    const second = rising ? high : low;
+    const jitter = (high - low) * JITTER;
+    // The path, and each second's weight for trades (hashed; about one in ten gets none), summed
+    // into the trades array, which then becomes the trades prefix.
+    const tradesPrefix = this.#trades;
+    tradesPrefix[0] = 0;
+    for (let s = 0; s < SECONDS; s += 1) {
+      const leg = Math.floor(s / LEG);
+      const from = leg === 0 ? open : leg === 1 ? first : second;
+      const to = leg === 0 ? first : leg === 1 ? second : close;
+      const i = s - leg * LEG + 1;
+      let price = from + round(((to - from) * i) / LEG);
+      const h = hash32(key, 0x5ec0, minute, s);
+      if (i < LEG && jitter > 0) price = Math.min(high, Math.max(low, price + round(((h & 0xffff) / 0x10000 - 0.5) * jitter)));
+      this.#price[s] = price;
+      const x = (h >>> 24) & 63;
+      tradesPrefix[s + 1] = (tradesPrefix[s] as number) + (((h >>> 16) & 0xff) < 26 ? 0 : 1 + ((x * x) >>> 4));
+    }
+    // All sixty seconds quiet by the hash: the last one trades.
+    const totalWeight = (tradesPrefix[SECONDS] as number) || 1;
+    const quotePrefix = this.#quote;
+    const takerQuotePrefix = this.#takerQuote;
+    quotePrefix[0] = 0;
+    takerQuotePrefix[0] = 0;
+    this.#volume[0] = 0;
+    this.#taker[0] = 0;
+    const rest = volume - trades;
+    for (let s = 1; s <= SECONDS; s += 1) {
+      // Read before it is overwritten: prefix s of the weights becomes prefix s of the trades.
+      const tradesBefore = s === SECONDS ? trades : mulDivFloor(trades, tradesPrefix[s] as number, totalWeight);
+      tradesPrefix[s] = tradesBefore;
+      const lots = trades === 0 ? 0 : tradesBefore + mulDivFloor(rest, tradesBefore, trades);
+      const taker = volume === 0 ? 0 : mulDivFloor(takerVolume, lots, volume);
+      const price = this.#price[s - 1] as number;
+      const stepLots = lots - (this.#volume[s - 1] as number);
+      const stepTaker = taker - (this.#taker[s - 1] as number);
+      this.#volume[s] = lots;
+      this.#taker[s] = taker;
+      // Weights for the quote amounts, turned into their prefixes below.
+      quotePrefix[s] = (quotePrefix[s - 1] as number) + (inverse ? stepLots / price : stepLots * price);
+      takerQuotePrefix[s] = (takerQuotePrefix[s - 1] as number) + (inverse ? stepTaker / price : stepTaker * price);
+    }
+    splitByWeights(quotePrefix, row[offset + MINUTE.quote] as number);
+    splitByWeights(takerQuotePrefix, row[offset + MINUTE.takerQuote] as number);
+  }
+
+  /** Folds seconds [from, to) of the minute (0 <= from < to <= 60) into `fold`. */
+  foldInto(fold: KlineFold, from: number, to: number): void {
+    const open = from === 0 ? this.#open : (this.#price[from - 1] as number);
+    let high = open;
+    let low = open;
+    for (let s = from; s < to; s += 1) {
+      const price = this.#price[s] as number;
+      if (price > high) high = price;
+      if (price < low) low = price;
+    }
+    fold.add(
+      open,
+      high,
+      low,
+      this.#price[to - 1] as number,
+      (this.#volume[to] as number) - (this.#volume[from] as number),
+      (this.#taker[to] as number) - (this.#taker[from] as number),
+      (this.#quote[to] as number) - (this.#quote[from] as number),
+      (this.#takerQuote[to] as number) - (this.#takerQuote[from] as number),
+      (this.#trades[to] as number) - (this.#trades[from] as number),
+    );
+  }
+}
+
+/**
+ * Turns prefix weights (w(0) = 0, nondecreasing) into prefix amounts of `total` in place:
+ * floor(total * w(s) / w(60)), the last exactly `total`. Monotone in doubles, so every second's
+ * share is >= 0, and the shares telescope to `total` whatever the rounding.
+ */
+function splitByWeights(prefix: Float64Array, total: number): void {
+  const weight = prefix[SECONDS] as number;
+  for (let s = 1; s < SECONDS; s += 1) {
+    prefix[s] = weight > 0 ? Math.min(total, Math.floor((total * (prefix[s] as number)) / weight)) : 0;
+  }
+  prefix[SECONDS] = total;
+}

@@ -34,7 +34,7 @@
 import type { MarketType } from '../binance/markets.js';
 import { hash32 as importedHash32, hashString, mix32 as importedMix32, unit as importedUnit } from './hash.js';
 import { KlineFold, type KlineUnits, QUOTE_DECIMALS, mulDivFloor, roundHalfUp } from './kline-fold.js';
-import { MINUTE, MINUTE_FIELDS, MinuteSeconds, SECONDS } from './minute-seconds.js';
+import { MINUTE, MINUTE_FIELDS, MinuteSeconds, STEPS_PER_SECOND } from './minute-seconds.js';
 
 // Imports used in the hot loops, read once: loaders that compile modules to CommonJS (tsx,
 // vitest) turn every use of an imported name into a getter call.
@@ -54,10 +54,8 @@ const {
   trades: TRADES,
 } = MINUTE;
 
-/** Steps per minute: a forming candle grows one second at a time. */
-export const SUB_STEPS = SECONDS;
-
 const SECOND_MS = 1000;
+const STEP_MS = SECOND_MS / STEPS_PER_SECOND;
 const MINUTE_MS = 60_000;
 const HOUR_MS = 3_600_000;
 const MINUTES_PER_HOUR = 60;
@@ -161,22 +159,26 @@ export interface MinuteSource {
 }
 
 /**
- * Folds the seconds [from, to) of `source` (both on whole seconds) into `fold`: whole hours from
- * their cached folds, whole minutes from their rows, and the seconds of a minute cut by `from`
- * or `to` from its split.
+ * Folds [from, to) of `source` into `fold`, `from` on a whole second and `to` on a whole tenth:
+ * whole hours from their cached folds, whole minutes from their rows, the seconds of a minute
+ * cut by `from` or `to` from its split, and the tenths of a second cut by `to`.
  *
  * @example
  * ```ts
- * foldSpan(series, fold, minuteOpen, Math.floor(now / 1000) * 1000 + 1000); // the forming minute
+ * foldSpan(series, fold, minuteOpen, Math.floor(now / 100) * 100 + 100); // the forming minute
  * ```
  */
 export function foldSpan(source: MinuteSource, fold: KlineFold, from: number, to: number): void {
   let t = from;
   while (t < to) {
-    if (t % MINUTE_MS !== 0 || to - t < MINUTE_MS) {
+    if (to - t < SECOND_MS) {
+      const minute = Math.floor(t / MINUTE_MS);
+      source.seconds(minute).foldPartSecond(fold, (t - minute * MINUTE_MS) / SECOND_MS, (to - t) / STEP_MS);
+      t = to;
+    } else if (t % MINUTE_MS !== 0 || to - t < MINUTE_MS) {
       const minute = Math.floor(t / MINUTE_MS);
       const start = minute * MINUTE_MS;
-      const end = Math.min(to, start + MINUTE_MS);
+      const end = Math.min(Math.floor(to / SECOND_MS) * SECOND_MS, start + MINUTE_MS);
       source.seconds(minute).foldInto(fold, (t - start) / SECOND_MS, (end - start) / SECOND_MS);
       t = end;
     } else if (t % HOUR_MS === 0 && to - t >= HOUR_MS) {

@@ -23,11 +23,16 @@
  * get none); lots follow the trades (one lot per trade at least, so a second has volume exactly
  * when it has trades); taker lots follow the lots, quote amounts lots x price.
  *
+ * A second that has begun but not ended has done the tenths of it begun: its price has moved
+ * that share of the way from its open to its close, and each of its amounts is that share of the
+ * second's, rounded up (so a second with trades shows some from its first tenth on).
+ *
  * @example
  * ```ts
  * const split = new MinuteSeconds();
  * split.fill(key, minute, row, 0, false);
  * split.foldInto(fold, 0, 30); // the first half-minute
+ * split.foldPartSecond(fold, 30, 4); // and 0.4 s of the next second
  * ```
  */
 import { hash32 as importedHash32 } from './hash.js';
@@ -39,8 +44,11 @@ const hash32 = importedHash32;
 const mulDivFloor = importedMulDivFloor;
 const round = roundHalfUp;
 
-/** Seconds in a minute: the steps by which every simulated candle grows. */
+/** Seconds in a minute. */
 export const SECONDS = 60;
+
+/** Steps of a second: a forming candle grows a tenth of a second at a time. */
+export const STEPS_PER_SECOND = 10;
 
 /** Offsets of one minute's values in a row of MINUTE_FIELDS numbers (all integer units). */
 export const MINUTE = {
@@ -158,6 +166,30 @@ export class MinuteSeconds {
       (this.#quote[to] as number) - (this.#quote[from] as number),
       (this.#takerQuote[to] as number) - (this.#takerQuote[from] as number),
       (this.#trades[to] as number) - (this.#trades[from] as number),
+    );
+  }
+  /**
+   * Folds the first `steps` tenths (1..STEPS_PER_SECOND) of second `s` into `fold`; all of them
+   * is the whole second, as `foldInto(fold, s, s + 1)` gives it.
+   */
+  foldPartSecond(fold: KlineFold, s: number, steps: number): void {
+    const open = s === 0 ? this.#open : (this.#price[s - 1] as number);
+    const price = open + round((((this.#price[s] as number) - open) * steps) / STEPS_PER_SECOND);
+    const share = (prefix: Float64Array): number => {
+      const whole = (prefix[s + 1] as number) - (prefix[s] as number);
+      // The share rounded up: whole - floor(whole * (10 - steps) / 10).
+      return whole - mulDivFloor(whole, STEPS_PER_SECOND - steps, STEPS_PER_SECOND);
+    };
+    fold.add(
+      open,
+      price > open ? price : open,
+      price < open ? price : open,
+      price,
+      share(this.#volume),
+      share(this.#taker),
+      share(this.#quote),
+      share(this.#takerQuote),
+      share(this.#trades),
     );
   }
 }

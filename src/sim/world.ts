@@ -14,6 +14,7 @@ import { nextOpenTime, openTimeOf } from '../binance/intervals.js';
 import { MARKETS, MARKET_TYPES, SYMBOL_PATTERN, type Interval, type MarketType } from '../binance/markets.js';
 import { InvalidArgumentError } from '../errors.js';
 import { KlineFold, formatKline } from './kline-fold.js';
+import { STEPS_PER_SECOND } from './minute-seconds.js';
 import {
   type MinuteSource,
   type OhlcvRow,
@@ -264,8 +265,8 @@ export class MarketWorld implements SimWorld {
     const nextOpen = nextOpenTime(interval, openTime);
     const isClosed = now >= nextOpen;
     const key = `${market}|${symbol}|${interval}${isClosed ? `|${openTime}` : ''}`;
-    // The seconds that have begun: all of them once closed, up to the one holding `now` before.
-    const end = isClosed ? nextOpen : Math.min(nextOpen, Math.floor(now / SECOND) * SECOND + SECOND);
+    // What has begun: all of it once closed, before that up to the tenth of a second holding `now`.
+    const end = isClosed ? nextOpen : Math.min(nextOpen, Math.floor(now / STEP) * STEP + STEP);
     if (isClosed) {
       const cached = this.#cache.get(key);
       if (cached !== undefined) return cached;
@@ -361,14 +362,16 @@ export class MarketWorld implements SimWorld {
 }
 
 const SECOND = 1000;
+// Forming candles grow a tenth of a second at a time.
+const STEP = SECOND / STEPS_PER_SECOND;
 
 function previousOpen(interval: Interval, openTime: number): number {
   return openTimeOf(interval, openTime - 1);
 }
 
 /**
- * The spans of [from, to) (whole seconds) in which a symbol trades: a second trades when it ends
- * after the listing, starts before the delisting, and lies in no suspension.
+ * The spans of [from, to) in which a symbol trades, `from` on a whole second: a second trades
+ * when it ends after the listing, starts before the delisting, and lies in no suspension.
  */
 function tradingSpans(info: SimSymbol, from: number, to: number): Array<[number, number]> {
   const start = Math.max(from, Math.floor(info.listedAt / SECOND) * SECOND);

@@ -170,6 +170,25 @@ describe.each(MARKET_TYPES)('%s klines aggregate across intervals', (market) => 
     expect(check(world, market, symbols[0] as string, '1m', '1M', at('2025-03-01T00:00:00Z'), now)).toBe(9 * 1440 + 12 * 60 + 35);
   });
 
+  it('grows a forming second by tenths, the last tenth being the closed second', () => {
+    const symbol = symbols[0] as string;
+    const minute = at('2025-03-10T12:34:00Z');
+    // SPOT serves the seconds themselves; every market folds them into its minutes the same way.
+    const interval: Interval = market === 'SPOT' ? '1s' : '1m';
+    let grew = 0;
+    for (let second = minute; second < minute + 60_000; second += 1000) {
+      const open = openTimeOf(interval, second);
+      const tenths = [0, 300, 600, 999].map((ms) => world.kline(market, symbol, interval, open, second + ms) as RawKline);
+      const closed = world.kline(market, symbol, interval, open, second + 1000);
+      if (interval === '1s') expect(tenths[3]).toEqual(closed);
+      for (let k = 1; k < tenths.length; k += 1) {
+        expect(decimal((tenths[k] as RawKline)[5]).units).toBeGreaterThanOrEqual(decimal((tenths[k - 1] as RawKline)[5]).units);
+      }
+      if ((tenths[0] as RawKline)[5] !== (tenths[3] as RawKline)[5]) grew += 1;
+    }
+    expect(grew).toBeGreaterThan(30);
+  });
+
   it('folds around gaps: a listing, suspensions off whole seconds and a delisting inside candles', () => {
     const day = at('2025-03-10T00:00:00Z');
     const now = NOWS[0] as number;

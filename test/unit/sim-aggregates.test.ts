@@ -6,63 +6,13 @@
  */
 import { describe, expect, it } from 'vitest';
 import { canAggregate } from '../../src/analysis/aggregate.js';
-import { closeTimeOf, nextOpenTime, openTimeOf, previousOpenTime } from '../../src/binance/intervals.js';
+import { nextOpenTime, openTimeOf, previousOpenTime } from '../../src/binance/intervals.js';
 import type { RawKline } from '../../src/binance/kline.js';
 import { MARKETS, MARKET_TYPES, type Interval, type MarketType } from '../../src/binance/markets.js';
 import { MarketWorld } from '../../src/sim/world.js';
-import { loadRealRows } from '../helpers/sim.js';
+import { aggregateKlines, decimalUnits, loadRealRows } from '../helpers/sim.js';
 
 const at = (iso: string) => Date.parse(iso);
-
-/** A decimal string as an integer count of its last digit, and that digit's place. */
-function decimal(text: string): { units: bigint; decimals: number } {
-  const [whole = '', fraction = ''] = text.split('.');
-  return { units: BigInt(whole + fraction), decimals: fraction.length };
-}
-
-/** The exact sum of decimal strings printed with their decimals (all must have the same). */
-function sumDecimals(texts: readonly string[]): string {
-  const parts = texts.map(decimal);
-  const decimals = parts[0]?.decimals ?? 0;
-  expect(
-    parts.every((p) => p.decimals === decimals),
-    `decimals of ${texts.join(', ')}`,
-  ).toBe(true);
-  const digits = parts
-    .reduce((sum, p) => sum + p.units, 0n)
-    .toString()
-    .padStart(decimals + 1, '0');
-  return decimals === 0 ? digits : `${digits.slice(0, -decimals)}.${digits.slice(-decimals)}`;
-}
-
-/** The price string of highest (or lowest) value. */
-function extreme(prices: readonly string[], pick: 'max' | 'min'): string {
-  return prices.reduce((best, price) => {
-    const [a, b] = [decimal(price).units, decimal(best).units];
-    return (pick === 'max' ? a > b : a < b) ? price : best;
-  });
-}
-
-/** The kline of `interval` opening at `openTime` that `rows` (its shorter candles) add up to. */
-function aggregateRows(rows: readonly RawKline[], interval: Interval, openTime: number): RawKline {
-  const first = rows[0] as RawKline;
-  const last = rows[rows.length - 1] as RawKline;
-  const column = (i: 1 | 2 | 3 | 4 | 5 | 7 | 9 | 10) => rows.map((row) => row[i]);
-  return [
-    openTime,
-    first[1],
-    extreme(column(2), 'max'),
-    extreme(column(3), 'min'),
-    last[4],
-    sumDecimals(column(5)),
-    closeTimeOf(interval, openTime),
-    sumDecimals(column(7)),
-    rows.reduce((sum, row) => sum + row[8], 0),
-    sumDecimals(column(9)),
-    sumDecimals(column(10)),
-    '0',
-  ];
-}
 
 const NOWS = [
   at('2025-03-10T12:34:56.789Z'), // mid-candle for every interval
@@ -130,7 +80,7 @@ function check(world: MarketWorld, market: MarketType, symbol: string, j: Interv
     expect(native, what).toBeUndefined();
     return 0;
   }
-  expect(native, what).toEqual(aggregateRows(parts, i, openTime));
+  expect(native, what).toEqual(aggregateKlines(parts, i, openTime));
   return parts.length;
 }
 
@@ -182,7 +132,7 @@ describe.each(MARKET_TYPES)('%s klines aggregate across intervals', (market) => 
       const closed = world.kline(market, symbol, interval, open, second + 1000);
       if (interval === '1s') expect(tenths[3]).toEqual(closed);
       for (let k = 1; k < tenths.length; k += 1) {
-        expect(decimal((tenths[k] as RawKline)[5]).units).toBeGreaterThanOrEqual(decimal((tenths[k - 1] as RawKline)[5]).units);
+        expect(decimalUnits((tenths[k] as RawKline)[5])).toBeGreaterThanOrEqual(decimalUnits((tenths[k - 1] as RawKline)[5]));
       }
       if ((tenths[0] as RawKline)[5] !== (tenths[3] as RawKline)[5]) grew += 1;
     }

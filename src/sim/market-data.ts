@@ -5,14 +5,15 @@
  * The minute is the unit. Every minute is a row of integers: open, high, low and close in ticks,
  * volume and taker volume in lots, quote and taker quote in units of 1e-8, trades. A candle of
  * any interval folds the minutes inside it (KlineFold, exactly), and the forming candle also the
- * seconds of the forming minute that have begun (MinuteSeconds splits a minute into its 60
- * seconds exactly). So every interval aggregates the same seconds, as on Binance every interval
- * aggregates the same trades:
+ * seconds of the forming minute that have begun, the last of them up to its half-second steps
+ * begun (MinuteSeconds splits a minute into its 60 seconds exactly). So every interval aggregates
+ * the same seconds, as on Binance every interval aggregates the same trades:
  *
  * ```
- * 1M, 1w, 3d, 1d, 12h .. 1h   fold hours        (an hour's fold is cached)
- * 30m, 15m, 5m, 3m, 1m        fold minutes      (a synthetic hour's 60 rows are built at once)
- * forming minute, 1s          fold its seconds  (split from the minute's row)
+ * 1M, 1w, 3d, 1d, 12h .. 1h   fold hours         (an hour's fold is cached)
+ * 30m, 15m, 5m, 3m, 1m        fold minutes       (a synthetic hour's 60 rows are built at once)
+ * forming minute, 1s          fold its seconds   (split from the minute's row)
+ * forming second              fold its halves    (a share of the second)
  * ```
  *
  * Synthetic symbols: the price at each hour boundary is a sum of value-noise octaves over time
@@ -159,13 +160,13 @@ export interface MinuteSource {
 }
 
 /**
- * Folds [from, to) of `source` into `fold`, `from` on a whole second and `to` on a whole tenth:
+ * Folds [from, to) of `source` into `fold`, `from` on a whole second and `to` on a whole step:
  * whole hours from their cached folds, whole minutes from their rows, the seconds of a minute
- * cut by `from` or `to` from its split, and the tenths of a second cut by `to`.
+ * cut by `from` or `to` from its split, and the steps of a second cut by `to`.
  *
  * @example
  * ```ts
- * foldSpan(series, fold, minuteOpen, Math.floor(now / 100) * 100 + 100); // the forming minute
+ * foldSpan(series, fold, minuteOpen, Math.floor(now / 500) * 500 + 500); // the forming minute
  * ```
  */
 export function foldSpan(source: MinuteSource, fold: KlineFold, from: number, to: number): void {

@@ -23,16 +23,16 @@
  * get none); lots follow the trades (one lot per trade at least, so a second has volume exactly
  * when it has trades); taker lots follow the lots, quote amounts lots x price.
  *
- * A second that has begun but not ended has done the tenths of it begun: its price has moved
- * that share of the way from its open to its close, and each of its amounts is that share of the
- * second's, rounded up (so a second with trades shows some from its first tenth on).
+ * A second that has begun but not ended has done the steps of it begun (halves): its price has
+ * moved that share of the way from its open to its close, and each of its amounts is that share
+ * of the second's, rounded up (so a second with trades shows some from its first step on).
  *
  * @example
  * ```ts
  * const split = new MinuteSeconds();
  * split.fill(key, minute, row, 0, false);
  * split.foldInto(fold, 0, 30); // the first half-minute
- * split.foldPartSecond(fold, 30, 4); // and 0.4 s of the next second
+ * split.foldPartSecond(fold, 30, 1); // and the first half of the next second
  * ```
  */
 import { hash32 as importedHash32 } from './hash.js';
@@ -47,8 +47,11 @@ const round = roundHalfUp;
 /** Seconds in a minute. */
 export const SECONDS = 60;
 
-/** Steps of a second: a forming candle grows a tenth of a second at a time. */
-export const STEPS_PER_SECOND = 10;
+/**
+ * Steps of a second: a forming candle grows half a second at a time. Finer steps would make
+ * every forming candle change, and be formatted again, at every push of a 250 ms stream.
+ */
+export const STEPS_PER_SECOND = 2;
 
 /** Offsets of one minute's values in a row of MINUTE_FIELDS numbers (all integer units). */
 export const MINUTE = {
@@ -77,6 +80,10 @@ export class MinuteSeconds {
   #open = 0;
   /** Price (ticks) at the end of each second. */
   readonly #price = new Float64Array(SECONDS);
+  // Highest and lowest price of the seconds before s (the open for s = 0): the forming minute
+  // folds its seconds from the first on, at every push of every stream.
+  readonly #high = new Float64Array(SECONDS + 1);
+  readonly #low = new Float64Array(SECONDS + 1);
   // Totals of the seconds before s, for s = 0..60.
   readonly #volume = new Float64Array(SECONDS + 1);
   readonly #taker = new Float64Array(SECONDS + 1);
@@ -106,6 +113,8 @@ export class MinuteSeconds {
     // into the trades array, which then becomes the trades prefix.
     const tradesPrefix = this.#trades;
     tradesPrefix[0] = 0;
+    this.#high[0] = open;
+    this.#low[0] = open;
     for (let s = 0; s < SECONDS; s += 1) {
       const leg = Math.floor(s / LEG);
       const from = leg === 0 ? open : leg === 1 ? first : second;
@@ -115,6 +124,8 @@ export class MinuteSeconds {
       const h = hash32(key, 0x5ec0, minute, s);
       if (i < LEG && jitter > 0) price = Math.min(high, Math.max(low, price + round(((h & 0xffff) / 0x10000 - 0.5) * jitter)));
       this.#price[s] = price;
+      this.#high[s + 1] = Math.max(this.#high[s] as number, price);
+      this.#low[s + 1] = Math.min(this.#low[s] as number, price);
       const x = (h >>> 24) & 63;
       tradesPrefix[s + 1] = (tradesPrefix[s] as number) + (((h >>> 16) & 0xff) < 26 ? 0 : 1 + ((x * x) >>> 4));
     }
@@ -149,9 +160,9 @@ export class MinuteSeconds {
   /** Folds seconds [from, to) of the minute (0 <= from < to <= 60) into `fold`. */
   foldInto(fold: KlineFold, from: number, to: number): void {
     const open = from === 0 ? this.#open : (this.#price[from - 1] as number);
-    let high = open;
-    let low = open;
-    for (let s = from; s < to; s += 1) {
+    let high = from === 0 ? (this.#high[to] as number) : open;
+    let low = from === 0 ? (this.#low[to] as number) : open;
+    for (let s = from === 0 ? to : from; s < to; s += 1) {
       const price = this.#price[s] as number;
       if (price > high) high = price;
       if (price < low) low = price;
@@ -169,7 +180,7 @@ export class MinuteSeconds {
     );
   }
   /**
-   * Folds the first `steps` tenths (1..STEPS_PER_SECOND) of second `s` into `fold`; all of them
+   * Folds the first `steps` steps (1..STEPS_PER_SECOND) of second `s` into `fold`; all of them
    * is the whole second, as `foldInto(fold, s, s + 1)` gives it.
    */
   foldPartSecond(fold: KlineFold, s: number, steps: number): void {

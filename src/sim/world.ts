@@ -265,7 +265,7 @@ export class MarketWorld implements SimWorld {
     const nextOpen = nextOpenTime(interval, openTime);
     const isClosed = now >= nextOpen;
     const key = `${market}|${symbol}|${interval}${isClosed ? `|${openTime}` : ''}`;
-    // What has begun: all of it once closed, before that up to the tenth of a second holding `now`.
+    // What has begun: all of it once closed, before that up to the step of a second holding `now`.
     const end = isClosed ? nextOpen : Math.min(nextOpen, Math.floor(now / STEP) * STEP + STEP);
     if (isClosed) {
       const cached = this.#cache.get(key);
@@ -275,7 +275,7 @@ export class MarketWorld implements SimWorld {
       if (last !== undefined && last.openTime === openTime && last.end === end) return last.row;
     }
     const fold = new KlineFold(state.series.units.qtyDecimals);
-    for (const [from, to] of tradingSpans(state.info, openTime, end)) foldSpan(state.series, fold, from, to);
+    foldTrading(state, fold, openTime, end);
     if (fold.isEmpty) return undefined;
     const row = formatKline(fold, state.series.units, openTime, nextOpen - 1);
     if (isClosed) {
@@ -362,7 +362,7 @@ export class MarketWorld implements SimWorld {
 }
 
 const SECOND = 1000;
-// Forming candles grow a tenth of a second at a time.
+// Forming candles grow a step (half a second) at a time.
 const STEP = SECOND / STEPS_PER_SECOND;
 
 function previousOpen(interval: Interval, openTime: number): number {
@@ -370,12 +370,17 @@ function previousOpen(interval: Interval, openTime: number): number {
 }
 
 /**
- * The spans of [from, to) in which a symbol trades, `from` on a whole second: a second trades
- * when it ends after the listing, starts before the delisting, and lies in no suspension.
+ * Folds the parts of [from, to) in which a symbol trades, `from` on a whole second: a second
+ * trades when it ends after the listing, starts before the delisting, and lies in no suspension.
  */
-function tradingSpans(info: SimSymbol, from: number, to: number): Array<[number, number]> {
+function foldTrading(state: SymbolState, fold: KlineFold, from: number, to: number): void {
+  const { info, series } = state;
   const start = Math.max(from, Math.floor(info.listedAt / SECOND) * SECOND);
   const end = info.delistedAt === undefined ? to : Math.min(to, Math.ceil(info.delistedAt / SECOND) * SECOND);
+  if (info.suspensions.length === 0) {
+    if (start < end) foldSpan(series, fold, start, end);
+    return;
+  }
   let spans: Array<[number, number]> = start < end ? [[start, end]] : [];
   for (const suspension of info.suspensions) {
     const cutFrom = Math.ceil(suspension.from / SECOND) * SECOND;
@@ -389,5 +394,5 @@ function tradingSpans(info: SimSymbol, from: number, to: number): Array<[number,
       return kept;
     });
   }
-  return spans;
+  for (const [a, b] of spans) foldSpan(series, fold, a, b);
 }

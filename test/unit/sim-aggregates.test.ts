@@ -120,7 +120,7 @@ describe.each(MARKET_TYPES)('%s klines aggregate across intervals', (market) => 
     expect(check(world, market, symbols[0] as string, '1m', '1M', at('2025-03-01T00:00:00Z'), now)).toBe(9 * 1440 + 12 * 60 + 35);
   });
 
-  it('grows a forming second by tenths, the last tenth being the closed second', () => {
+  it('grows a forming second by halves, the last half being the closed second', () => {
     const symbol = symbols[0] as string;
     const minute = at('2025-03-10T12:34:00Z');
     // SPOT serves the seconds themselves; every market folds them into its minutes the same way.
@@ -128,13 +128,13 @@ describe.each(MARKET_TYPES)('%s klines aggregate across intervals', (market) => 
     let grew = 0;
     for (let second = minute; second < minute + 60_000; second += 1000) {
       const open = openTimeOf(interval, second);
-      const tenths = [0, 300, 600, 999].map((ms) => world.kline(market, symbol, interval, open, second + ms) as RawKline);
+      const halves = [0, 499, 500, 999].map((ms) => world.kline(market, symbol, interval, open, second + ms) as RawKline);
       const closed = world.kline(market, symbol, interval, open, second + 1000);
-      if (interval === '1s') expect(tenths[3]).toEqual(closed);
-      for (let k = 1; k < tenths.length; k += 1) {
-        expect(decimalUnits((tenths[k] as RawKline)[5])).toBeGreaterThanOrEqual(decimalUnits((tenths[k - 1] as RawKline)[5]));
+      if (interval === '1s') expect(halves[3]).toEqual(closed);
+      for (let k = 1; k < halves.length; k += 1) {
+        expect(decimalUnits((halves[k] as RawKline)[5])).toBeGreaterThanOrEqual(decimalUnits((halves[k - 1] as RawKline)[5]));
       }
-      if ((tenths[0] as RawKline)[5] !== (tenths[3] as RawKline)[5]) grew += 1;
+      if ((halves[0] as RawKline)[5] !== (halves[3] as RawKline)[5]) grew += 1;
     }
     expect(grew).toBeGreaterThan(30);
   });

@@ -434,26 +434,17 @@ export class ReplaySeries implements MinuteSource {
       const i = Math.floor((time - sourceStart) / MINUTE_MS);
       if (i < 0 || i >= this.length) throw new RangeError(`replay row at ${time} is not in time order`);
       recorded[i] = 1;
-      this.#setRow(
-        lead + i,
-        i,
-        toUnits(open),
-        toUnits(Math.max(high, open, close)),
-        toUnits(Math.min(low, open, close)),
-        toUnits(close),
-        time,
-        volume,
-      );
+      this.#record(lead + i, i, time, [open, Math.max(high, open, close), Math.min(low, open, close), close], volume);
     }
+    // Around and between the recorded rows, minutes without trades at the price before them.
     const firstOpen = toUnits(first[1]);
     let previousClose = firstOpen;
-    for (let i = 0; i < lead; i += 1) this.#setRow(i, i, firstOpen, firstOpen, firstOpen, firstOpen, 0, 0);
+    for (let at = 0; at < lead; at += 1) setFlat(this.#rows, at, firstOpen);
     for (let i = 0; i < this.length; i += 1) {
-      if (recorded[i] === 0) this.#setRow(lead + i, i, previousClose, previousClose, previousClose, previousClose, 0, 0);
+      if (recorded[i] === 0) setFlat(this.#rows, lead + i, previousClose);
       previousClose = this.#rows[(lead + i) * MINUTE_FIELDS + CLOSE] as number;
     }
-    for (let i = lead + this.length; i < hours * MINUTES_PER_HOUR; i += 1)
-      this.#setRow(i, i, previousClose, previousClose, previousClose, previousClose, 0, 0);
+    for (let at = lead + this.length; at < hours * MINUTES_PER_HOUR; at += 1) setFlat(this.#rows, at, previousClose);
     this.#before = flatHour(firstOpen);
     this.#after = flatHour(previousClose);
     this.#beforeFold = foldHour(this.units, this.#before);
@@ -489,11 +480,11 @@ export class ReplaySeries implements MinuteSource {
     return this.#seconds;
   }
 
-  // Row `at` of the padded rows; `index` keys the hashes, `volume` is the recorded one.
-  #setRow(at: number, index: number, open: number, high: number, low: number, close: number, time: number, volume: number): void {
+  // Writes recorded row `index` (prices and volume as recorded) as padded row `at`.
+  #record(at: number, index: number, time: number, prices: readonly [number, number, number, number], volume: number): void {
+    const [open, high, low, close] = prices.map(toUnits) as [number, number, number, number];
     const lots = toUnits(volume);
     const h = hash32(this.#key, 0x501, index);
-    const trades = lots > 0 ? Math.min(lots, 1 + (h % 30)) : 0;
     const taker = Math.floor(lots * (0.3 + (0.4 * ((h >>> 8) & 0xff)) / 256));
     const vwap = round((open + close + 2 * high + 2 * low) / 6);
     const quote = mulDivFloor(lots, vwap, REPLAY_SCALE);
@@ -512,7 +503,7 @@ export class ReplaySeries implements MinuteSource {
     rows[i + TAKER] = taker;
     rows[i + QUOTE] = quote;
     rows[i + TAKER_QUOTE] = mulDivFloor(taker, vwap, REPLAY_SCALE);
-    rows[i + TRADES] = trades;
+    rows[i + TRADES] = lots > 0 ? Math.min(lots, 1 + (h % 30)) : 0;
   }
 }
 
@@ -522,14 +513,18 @@ function toUnits(value: number): number {
   return whole * REPLAY_SCALE + round((value - whole) * REPLAY_SCALE);
 }
 
+/** Makes row `at` a minute without trades at `price` (its amounts are still zero). */
+function setFlat(rows: Float64Array, at: number, price: number): void {
+  const i = at * MINUTE_FIELDS;
+  rows[i + OPEN] = price;
+  rows[i + HIGH] = price;
+  rows[i + LOW] = price;
+  rows[i + CLOSE] = price;
+}
+
 /** An hour of minutes with no trades at `price`. */
 function flatHour(price: number): Float64Array {
   const rows = new Float64Array(MINUTES_PER_HOUR * MINUTE_FIELDS);
-  for (let i = 0; i < rows.length; i += MINUTE_FIELDS) {
-    rows[i + OPEN] = price;
-    rows[i + HIGH] = price;
-    rows[i + LOW] = price;
-    rows[i + CLOSE] = price;
-  }
+  for (let at = 0; at < MINUTES_PER_HOUR; at += 1) setFlat(rows, at, price);
   return rows;
 }

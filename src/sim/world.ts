@@ -141,7 +141,7 @@ export class MarketWorld implements SimWorld {
   // Closed candles never change (unless history is rewritten by list/replay, which clears it).
   readonly #cache: Map<string, RawKline> = new Map();
   // The last forming candle per symbol and interval: the streams ask several times a second,
-  // and it only changes when a new second begins.
+  // and it only changes when a new step (half a second) begins.
   readonly #forming: Map<string, { openTime: number; end: number; row: RawKline }> = new Map();
 
   constructor(options: MarketWorldOptions = {}) {

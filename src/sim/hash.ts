@@ -15,12 +15,7 @@ export function hash32(a: number, b: number, c = 0, d = 0): number {
   h = Math.imul(h ^ (h >>> 13) ^ b, 0xc2b2ae35);
   h = Math.imul(h ^ (h >>> 16) ^ c, 0x27d4eb2f);
   h = Math.imul(h ^ (h >>> 15) ^ d, 0x165667b1);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
+  return finalise(h);
 }
 
 /**
@@ -28,7 +23,11 @@ export function hash32(a: number, b: number, c = 0, d = 0): number {
  * minute and per second; seed it with hash32 of what the values are for.
  */
 export function mix32(seed: number, index: number): number {
-  let h = Math.imul(seed ^ index, 0x9e3779b1);
+  return finalise(Math.imul(seed ^ index, 0x9e3779b1));
+}
+
+// murmur3's fmix32: spreads every input bit over the whole word.
+function finalise(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;

@@ -80,28 +80,24 @@ export class KlineFold {
     trades: number,
   ): void {
     this.#prices(open, high, low, close);
-    this.trades += trades;
-    this.volumeRest += volume;
-    this.takerRest += takerVolume;
-    this.quoteRest += quote;
-    this.takerQuoteRest += takerQuote;
-    this.#spill();
+    this.#amounts(0, volume, 0, takerVolume, 0, quote, 0, takerQuote, trades);
   }
 
   /** Folds in a later fold of the same units. */
   addFold(other: KlineFold): void {
     if (other.isEmpty) return;
     this.#prices(other.open, other.high, other.low, other.close);
-    this.trades += other.trades;
-    this.volumeWhole += other.volumeWhole;
-    this.volumeRest += other.volumeRest;
-    this.takerWhole += other.takerWhole;
-    this.takerRest += other.takerRest;
-    this.quoteWhole += other.quoteWhole;
-    this.quoteRest += other.quoteRest;
-    this.takerQuoteWhole += other.takerQuoteWhole;
-    this.takerQuoteRest += other.takerQuoteRest;
-    this.#spill();
+    this.#amounts(
+      other.volumeWhole,
+      other.volumeRest,
+      other.takerWhole,
+      other.takerRest,
+      other.quoteWhole,
+      other.quoteRest,
+      other.takerQuoteWhole,
+      other.takerQuoteRest,
+      other.trades,
+    );
   }
 
   #prices(open: number, high: number, low: number, close: number): void {
@@ -117,7 +113,27 @@ export class KlineFold {
     this.close = close;
   }
 
-  #spill(): void {
+  // Adds amounts given as whole units and rests; spills the rests before they could lose precision.
+  #amounts(
+    volumeWhole: number,
+    volumeRest: number,
+    takerWhole: number,
+    takerRest: number,
+    quoteWhole: number,
+    quoteRest: number,
+    takerQuoteWhole: number,
+    takerQuoteRest: number,
+    trades: number,
+  ): void {
+    this.trades += trades;
+    this.volumeWhole += volumeWhole;
+    this.volumeRest += volumeRest;
+    this.takerWhole += takerWhole;
+    this.takerRest += takerRest;
+    this.quoteWhole += quoteWhole;
+    this.quoteRest += quoteRest;
+    this.takerQuoteWhole += takerQuoteWhole;
+    this.takerQuoteRest += takerQuoteRest;
     if (this.volumeRest >= SPILL_AT || this.takerRest >= SPILL_AT) {
       [this.volumeWhole, this.volumeRest] = spill(this.volumeWhole, this.volumeRest, this.#qtyBase);
       [this.takerWhole, this.takerRest] = spill(this.takerWhole, this.takerRest, this.#qtyBase);

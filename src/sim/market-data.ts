@@ -196,6 +196,31 @@ export function foldSpan(source: MinuteSource, fold: KlineFold, from: number, to
   }
 }
 
+/** Writes one minute's values (integer units) into `rows` from offset `i`. */
+function setMinute(
+  rows: Float64Array,
+  i: number,
+  open: number,
+  high: number,
+  low: number,
+  close: number,
+  volume: number,
+  takerVolume: number,
+  quote: number,
+  takerQuote: number,
+  trades: number,
+): void {
+  rows[i + OPEN] = open;
+  rows[i + HIGH] = high;
+  rows[i + LOW] = low;
+  rows[i + CLOSE] = close;
+  rows[i + VOLUME] = volume;
+  rows[i + TAKER] = takerVolume;
+  rows[i + QUOTE] = quote;
+  rows[i + TAKER_QUOTE] = takerQuote;
+  rows[i + TRADES] = trades;
+}
+
 function addMinute(fold: KlineFold, rows: Float64Array, i: number): void {
   fold.add(
     rows[i + OPEN] as number,
@@ -356,15 +381,7 @@ export class SyntheticSeries implements MinuteSource {
       const volume = Math.min(MAX_MINUTE_UNITS, Math.max(1, round(lotsPerMinute * activity)));
       const trades = Math.min(volume, Math.max(1, round(tradesPerMinute * activity)));
       const taker = Math.floor(volume * (0.3 + (0.4 * ((flow >>> 16) & 0xff)) / 256 + (c > o ? 0.05 : c < o ? -0.05 : 0)));
-      rows[i + OPEN] = o;
-      rows[i + HIGH] = high;
-      rows[i + LOW] = low;
-      rows[i + CLOSE] = c;
-      rows[i + VOLUME] = volume;
-      rows[i + TAKER] = taker;
-      rows[i + QUOTE] = this.#quote(volume, vwap);
-      rows[i + TAKER_QUOTE] = this.#quote(taker, vwap);
-      rows[i + TRADES] = trades;
+      setMinute(rows, i, o, high, low, c, volume, taker, this.#quote(volume, vwap), this.#quote(taker, vwap), trades);
       o = c;
     }
   }
@@ -493,17 +510,8 @@ export class ReplaySeries implements MinuteSource {
         `replay row at ${time}: volume ${volume} is too large to keep exact (at most ${MAX_MINUTE_UNITS / REPLAY_SCALE})`,
       );
     }
-    const i = at * MINUTE_FIELDS;
-    const rows = this.#rows;
-    rows[i + OPEN] = open;
-    rows[i + HIGH] = high;
-    rows[i + LOW] = low;
-    rows[i + CLOSE] = close;
-    rows[i + VOLUME] = lots;
-    rows[i + TAKER] = taker;
-    rows[i + QUOTE] = quote;
-    rows[i + TAKER_QUOTE] = mulDivFloor(taker, vwap, REPLAY_SCALE);
-    rows[i + TRADES] = lots > 0 ? Math.min(lots, 1 + (h % 30)) : 0;
+    const trades = lots > 0 ? Math.min(lots, 1 + (h % 30)) : 0;
+    setMinute(this.#rows, at * MINUTE_FIELDS, open, high, low, close, lots, taker, quote, mulDivFloor(taker, vwap, REPLAY_SCALE), trades);
   }
 }
 
@@ -513,13 +521,9 @@ function toUnits(value: number): number {
   return whole * REPLAY_SCALE + round((value - whole) * REPLAY_SCALE);
 }
 
-/** Makes row `at` a minute without trades at `price` (its amounts are still zero). */
+/** Makes row `at` a minute without trades at `price`. */
 function setFlat(rows: Float64Array, at: number, price: number): void {
-  const i = at * MINUTE_FIELDS;
-  rows[i + OPEN] = price;
-  rows[i + HIGH] = price;
-  rows[i + LOW] = price;
-  rows[i + CLOSE] = price;
+  setMinute(rows, at * MINUTE_FIELDS, price, price, price, price, 0, 0, 0, 0, 0);
 }
 
 /** An hour of minutes with no trades at `price`. */

@@ -21,7 +21,8 @@
  * seconds before s get floor(total * w(s) / w(60)), so the seconds of any stretch sum exactly to
  * the difference of two prefixes and all 60 to the total. Trades are spread first (some seconds
  * get none); lots follow the trades (one lot per trade at least, so a second has volume exactly
- * when it has trades); taker lots follow the lots, quote amounts lots x price.
+ * when it has trades); taker lots follow the lots; the minute's quote amounts follow lots x
+ * price (so one second's quote over its volume lies near its prices, not always inside them).
  *
  * A second that has begun but not ended has done the steps of it begun (halves): its price has
  * moved that share of the way from its open to its close, and each of its amounts is that share

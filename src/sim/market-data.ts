@@ -10,7 +10,8 @@
  * the same seconds, as on Binance every interval aggregates the same trades:
  *
  * ```
- * 1M, 1w, 3d, 1d, 12h .. 1h   fold hours         (an hour's fold is cached)
+ * 1M, 1w, 3d, 1d             fold days          (recent days' folds are kept)
+ * 12h .. 1h                   fold hours         (recent hours' folds are kept)
  * 30m, 15m, 5m, 3m, 1m        fold minutes       (a synthetic hour's 60 rows are built at once)
  * forming minute, 1s          fold its seconds   (split from the minute's row)
  * forming second              fold its halves    (a share of the second)
@@ -59,7 +60,9 @@ const SECOND_MS = 1000;
 const STEP_MS = SECOND_MS / STEPS_PER_SECOND;
 const MINUTE_MS = 60_000;
 const HOUR_MS = 3_600_000;
+const DAY_MS = 86_400_000;
 const MINUTES_PER_HOUR = 60;
+const HOURS_PER_DAY = 24;
 // Amounts of one minute stay below this, so that folds of them stay exact (see KlineFold).
 const MAX_MINUTE_UNITS = 2 ** 50;
 
@@ -143,8 +146,6 @@ function knownPrice(symbol: string): number | undefined {
   return undefined;
 }
 
-/** One recorded row: `[openTimeMs, open, high, low, close, volume]`. */
-
 /**
  * Where a symbol's minutes come from: a synthetic path or a replay. Minute and hour indexes
  * count from the epoch (epoch ms / 60 000, / 3 600 000).
@@ -155,13 +156,15 @@ export interface MinuteSource {
   hourMinutes(hour: number): Float64Array;
   /** The 60 minutes of an hour folded. Do not change it. */
   hourFold(hour: number): KlineFold;
+  /** The 24 hours of a UTC day (epoch ms / 86 400 000) folded. Do not change it. */
+  dayFold(day: number): KlineFold;
   /** A minute split into its seconds; read it before the next call. */
   seconds(minute: number): MinuteSeconds;
 }
 
 /**
  * Folds [from, to) of `source` into `fold`, `from` on a whole second and `to` on a whole step:
- * whole hours from their cached folds, whole minutes from their rows, the seconds of a minute
+ * whole days and hours from their folds, whole minutes from their rows, the seconds of a minute
  * cut by `from` or `to` from its split, and the steps of a second cut by `to`.
  *
  * @example
@@ -182,6 +185,9 @@ export function foldSpan(source: MinuteSource, fold: KlineFold, from: number, to
       const end = Math.min(Math.floor(to / SECOND_MS) * SECOND_MS, start + MINUTE_MS);
       source.seconds(minute).foldInto(fold, (t - start) / SECOND_MS, (end - start) / SECOND_MS);
       t = end;
+    } else if (t % DAY_MS === 0 && to - t >= DAY_MS) {
+      fold.addFold(source.dayFold(t / DAY_MS));
+      t += DAY_MS;
     } else if (t % HOUR_MS === 0 && to - t >= HOUR_MS) {
       fold.addFold(source.hourFold(t / HOUR_MS));
       t += HOUR_MS;
@@ -242,10 +248,25 @@ function foldHour(units: KlineUnits, rows: Float64Array): KlineFold {
   return fold;
 }
 
-// Hour rows built at once per synthetic symbol, and hour folds kept: enough for a page of
-// minutes crossing hours, and for every hour of a few years of days.
+/** The 24 hours of `day` folded, each from `hourFold`. */
+function foldDay(units: KlineUnits, day: number, hourFold: (hour: number) => KlineFold): KlineFold {
+  const fold = new KlineFold(units.qtyDecimals);
+  for (let hour = day * HOURS_PER_DAY; hour < (day + 1) * HOURS_PER_DAY; hour += 1) fold.addFold(hourFold(hour));
+  return fold;
+}
+
+/** Keeps `value` under `key`, forgetting the oldest entry once `map` holds `limit`. */
+function remember<V>(map: Map<number, V>, key: number, value: V, limit: number): V {
+  if (map.size >= limit) map.delete(map.keys().next().value as number);
+  map.set(key, value);
+  return value;
+}
+
+// What a synthetic symbol keeps: hour rows for a page of minutes crossing hours, and the folds
+// a forming month needs again at every push (its days, and the hours of its last day).
 const TABLES_KEPT = 3;
-const FOLDS_KEPT = 40_000;
+const HOUR_FOLDS_KEPT = 48;
+const DAY_FOLDS_KEPT = 64;
 // Scratch space shared by all synthetic symbols (rows for an hour only folded, the walk).
 const scratchRows = new Float64Array(MINUTES_PER_HOUR * MINUTE_FIELDS);
 const scratchWalk = new Float64Array(MINUTES_PER_HOUR + 1);
@@ -274,7 +295,8 @@ export class SyntheticSeries implements MinuteSource {
   readonly #shapeSeed: number;
   readonly #flowSeed: number;
   readonly #tables = new Map<number, Float64Array>();
-  readonly #folds = new Map<number, KlineFold>();
+  readonly #hourFolds = new Map<number, KlineFold>();
+  readonly #dayFolds = new Map<number, KlineFold>();
   // Created on first use: most symbols of a large world never need their seconds.
   #seconds: MinuteSeconds | undefined;
 
@@ -294,29 +316,32 @@ export class SyntheticSeries implements MinuteSource {
   }
 
   hourMinutes(hour: number): Float64Array {
-    let rows = this.#tables.get(hour);
-    if (rows === undefined) {
-      rows = new Float64Array(MINUTES_PER_HOUR * MINUTE_FIELDS);
-      this.#fill(hour, rows);
-      if (this.#tables.size >= TABLES_KEPT) this.#tables.delete(this.#tables.keys().next().value as number);
-      this.#tables.set(hour, rows);
-    }
-    return rows;
+    const rows = this.#tables.get(hour);
+    if (rows !== undefined) return rows;
+    const built = new Float64Array(MINUTES_PER_HOUR * MINUTE_FIELDS);
+    this.#fill(hour, built);
+    return remember(this.#tables, hour, built, TABLES_KEPT);
   }
 
   hourFold(hour: number): KlineFold {
-    let fold = this.#folds.get(hour);
-    if (fold === undefined) {
-      let rows = this.#tables.get(hour);
-      if (rows === undefined) {
-        rows = scratchRows;
-        this.#fill(hour, rows);
-      }
-      fold = foldHour(this.units, rows);
-      if (this.#folds.size >= FOLDS_KEPT) trimOldest(this.#folds, FOLDS_KEPT / 4);
-      this.#folds.set(hour, fold);
+    return this.#hourFolds.get(hour) ?? remember(this.#hourFolds, hour, this.#foldHour(hour), HOUR_FOLDS_KEPT);
+  }
+
+  dayFold(day: number): KlineFold {
+    const kept = this.#dayFolds.get(day);
+    if (kept !== undefined) return kept;
+    // Hours already folded are reused; the others are folded without being kept.
+    const fold = foldDay(this.units, day, (hour) => this.#hourFolds.get(hour) ?? this.#foldHour(hour));
+    return remember(this.#dayFolds, day, fold, DAY_FOLDS_KEPT);
+  }
+
+  #foldHour(hour: number): KlineFold {
+    let rows = this.#tables.get(hour);
+    if (rows === undefined) {
+      rows = scratchRows;
+      this.#fill(hour, rows);
     }
-    return fold;
+    return foldHour(this.units, rows);
   }
 
   seconds(minute: number): MinuteSeconds {
@@ -384,13 +409,6 @@ export class SyntheticSeries implements MinuteSource {
       setMinute(rows, i, o, high, low, c, volume, taker, this.#quote(volume, vwap), this.#quote(taker, vwap), trades);
       o = c;
     }
-  }
-}
-
-function trimOldest<K, V>(map: Map<K, V>, count: number): void {
-  for (const key of map.keys()) {
-    if (count-- <= 0) break;
-    map.delete(key);
   }
 }
 
@@ -486,6 +504,10 @@ export class ReplaySeries implements MinuteSource {
   hourFold(hour: number): KlineFold {
     const h = hour - this.#firstHour;
     return h < 0 ? this.#beforeFold : (this.#folds[h] ?? this.#afterFold);
+  }
+
+  dayFold(day: number): KlineFold {
+    return foldDay(this.units, day, (hour) => this.hourFold(hour));
   }
 
   seconds(minute: number): MinuteSeconds {

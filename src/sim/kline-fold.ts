@@ -16,7 +16,8 @@
  * @example
  * ```ts
  * const fold = new KlineFold(units.qtyDecimals);
- * fold.add(open, high, low, close, volume, takerVolume, quote, takerQuote, trades); // units
+ * writeRow(row, 0, open, high, low, close, volume, takerVolume, quote, takerQuote, trades); // units
+ * fold.addRow(row, 0);
  * formatKline(fold, units, openTime, closeTime); // Binance's 12-value row
  * ```
  */
@@ -34,6 +35,50 @@ export interface KlineUnits {
 
 /** Quote amounts are counted in units of 1e-8. */
 export const QUOTE_DECIMALS = 8;
+
+/**
+ * Offsets of a candle's values in a row of ROW_FIELDS numbers, all integer units: how a series
+ * keeps its minutes, and how any run of seconds is handed to a fold.
+ */
+export const ROW = {
+  open: 0,
+  high: 1,
+  low: 2,
+  close: 3,
+  volume: 4,
+  takerVolume: 5,
+  quote: 6,
+  takerQuote: 7,
+  trades: 8,
+} as const;
+
+/** Numbers per row. */
+export const ROW_FIELDS = 9;
+
+/** Writes a candle's values (integer units) into `rows` from offset `i`. */
+export function writeRow(
+  rows: Float64Array,
+  i: number,
+  open: number,
+  high: number,
+  low: number,
+  close: number,
+  volume: number,
+  takerVolume: number,
+  quote: number,
+  takerQuote: number,
+  trades: number,
+): void {
+  rows[i + ROW.open] = open;
+  rows[i + ROW.high] = high;
+  rows[i + ROW.low] = low;
+  rows[i + ROW.close] = close;
+  rows[i + ROW.volume] = volume;
+  rows[i + ROW.takerVolume] = takerVolume;
+  rows[i + ROW.quote] = quote;
+  rows[i + ROW.takerQuote] = takerQuote;
+  rows[i + ROW.trades] = trades;
+}
 
 // Above this the rest of a sum spills into its whole part, so that adding another value below
 // it stays exact (2^52 + 2^52 = 2^53 is still an exact double).
@@ -67,20 +112,20 @@ export class KlineFold {
     this.#qtyBase = 10 ** qtyDecimals;
   }
 
-  /** Folds in a later candle given in units (each amount below 2^52). */
-  add(
-    open: number,
-    high: number,
-    low: number,
-    close: number,
-    volume: number,
-    takerVolume: number,
-    quote: number,
-    takerQuote: number,
-    trades: number,
-  ): void {
-    this.#prices(open, high, low, close);
-    this.#amounts(0, volume, 0, takerVolume, 0, quote, 0, takerQuote, trades);
+  /** Folds in the later candle of `rows` at offset `i` (each amount below 2^52). */
+  addRow(rows: Float64Array, i: number): void {
+    this.#prices(rows[i + ROW.open] as number, rows[i + ROW.high] as number, rows[i + ROW.low] as number, rows[i + ROW.close] as number);
+    this.#amounts(
+      0,
+      rows[i + ROW.volume] as number,
+      0,
+      rows[i + ROW.takerVolume] as number,
+      0,
+      rows[i + ROW.quote] as number,
+      0,
+      rows[i + ROW.takerQuote] as number,
+      rows[i + ROW.trades] as number,
+    );
   }
 
   /** Folds in a later fold of the same units. */

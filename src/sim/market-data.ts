@@ -35,8 +35,17 @@
  */
 import type { MarketType } from '../binance/markets.js';
 import { hash32 as importedHash32, hashString, mix32 as importedMix32, unit as importedUnit } from './hash.js';
-import { KlineFold, type KlineUnits, QUOTE_DECIMALS, mulDivFloor, roundHalfUp } from './kline-fold.js';
-import { MINUTE, MINUTE_FIELDS, MinuteSeconds, STEPS_PER_SECOND } from './minute-seconds.js';
+import {
+  KlineFold,
+  type KlineUnits,
+  QUOTE_DECIMALS,
+  ROW,
+  ROW_FIELDS,
+  mulDivFloor,
+  roundHalfUp,
+  writeRow as importedWriteRow,
+} from './kline-fold.js';
+import { MinuteSeconds, STEPS_PER_SECOND } from './minute-seconds.js';
 
 // Imports used in the hot loops, read once: loaders that compile modules to CommonJS (tsx,
 // vitest) turn every use of an imported name into a getter call.
@@ -44,17 +53,8 @@ const hash32 = importedHash32;
 const mix32 = importedMix32;
 const unit = importedUnit;
 const round = roundHalfUp;
-const {
-  open: OPEN,
-  high: HIGH,
-  low: LOW,
-  close: CLOSE,
-  volume: VOLUME,
-  takerVolume: TAKER,
-  quote: QUOTE,
-  takerQuote: TAKER_QUOTE,
-  trades: TRADES,
-} = MINUTE;
+const writeRow = importedWriteRow;
+const MINUTE_FIELDS = ROW_FIELDS;
 
 const SECOND_MS = 1000;
 const STEP_MS = SECOND_MS / STEPS_PER_SECOND;
@@ -152,7 +152,7 @@ function knownPrice(symbol: string): number | undefined {
  */
 export interface MinuteSource {
   readonly units: KlineUnits;
-  /** The 60 minute rows of an hour, MINUTE_FIELDS numbers each; read it before the next call. */
+  /** The 60 minute rows of an hour (see ROW); read it before the next call. */
   hourMinutes(hour: number): Float64Array;
   /** The 60 minutes of an hour folded. Do not change it. */
   hourFold(hour: number): KlineFold;
@@ -196,55 +196,16 @@ export function foldSpan(source: MinuteSource, fold: KlineFold, from: number, to
       const rows = source.hourMinutes(hour);
       const end = Math.min(to - ((to - t) % MINUTE_MS), (hour + 1) * HOUR_MS);
       for (let i = ((t - hour * HOUR_MS) / MINUTE_MS) * MINUTE_FIELDS; t < end; t += MINUTE_MS, i += MINUTE_FIELDS) {
-        addMinute(fold, rows, i);
+        fold.addRow(rows, i);
       }
     }
   }
 }
 
-/** Writes one minute's values (integer units) into `rows` from offset `i`. */
-function setMinute(
-  rows: Float64Array,
-  i: number,
-  open: number,
-  high: number,
-  low: number,
-  close: number,
-  volume: number,
-  takerVolume: number,
-  quote: number,
-  takerQuote: number,
-  trades: number,
-): void {
-  rows[i + OPEN] = open;
-  rows[i + HIGH] = high;
-  rows[i + LOW] = low;
-  rows[i + CLOSE] = close;
-  rows[i + VOLUME] = volume;
-  rows[i + TAKER] = takerVolume;
-  rows[i + QUOTE] = quote;
-  rows[i + TAKER_QUOTE] = takerQuote;
-  rows[i + TRADES] = trades;
-}
-
-function addMinute(fold: KlineFold, rows: Float64Array, i: number): void {
-  fold.add(
-    rows[i + OPEN] as number,
-    rows[i + HIGH] as number,
-    rows[i + LOW] as number,
-    rows[i + CLOSE] as number,
-    rows[i + VOLUME] as number,
-    rows[i + TAKER] as number,
-    rows[i + QUOTE] as number,
-    rows[i + TAKER_QUOTE] as number,
-    rows[i + TRADES] as number,
-  );
-}
-
 /** The 60 rows of an hour folded. */
 function foldHour(units: KlineUnits, rows: Float64Array): KlineFold {
   const fold = new KlineFold(units.qtyDecimals);
-  for (let i = 0; i < MINUTES_PER_HOUR * MINUTE_FIELDS; i += MINUTE_FIELDS) addMinute(fold, rows, i);
+  for (let i = 0; i < MINUTES_PER_HOUR * MINUTE_FIELDS; i += MINUTE_FIELDS) fold.addRow(rows, i);
   return fold;
 }
 
@@ -406,7 +367,7 @@ export class SyntheticSeries implements MinuteSource {
       const volume = Math.min(MAX_MINUTE_UNITS, Math.max(1, round(lotsPerMinute * activity)));
       const trades = Math.min(volume, Math.max(1, round(tradesPerMinute * activity)));
       const taker = Math.floor(volume * (0.3 + (0.4 * ((flow >>> 16) & 0xff)) / 256 + (c > o ? 0.05 : c < o ? -0.05 : 0)));
-      setMinute(rows, i, o, high, low, c, volume, taker, this.#quote(volume, vwap), this.#quote(taker, vwap), trades);
+      writeRow(rows, i, o, high, low, c, volume, taker, this.#quote(volume, vwap), this.#quote(taker, vwap), trades);
       o = c;
     }
   }
@@ -477,7 +438,7 @@ export class ReplaySeries implements MinuteSource {
     for (let at = 0; at < lead; at += 1) setFlat(this.#rows, at, firstOpen);
     for (let i = 0; i < this.length; i += 1) {
       if (recorded[i] === 0) setFlat(this.#rows, lead + i, previousClose);
-      previousClose = this.#rows[(lead + i) * MINUTE_FIELDS + CLOSE] as number;
+      previousClose = this.#rows[(lead + i) * MINUTE_FIELDS + ROW.close] as number;
     }
     for (let at = lead + this.length; at < hours * MINUTES_PER_HOUR; at += 1) setFlat(this.#rows, at, previousClose);
     this.#before = flatHour(firstOpen);
@@ -533,7 +494,7 @@ export class ReplaySeries implements MinuteSource {
       );
     }
     const trades = lots > 0 ? Math.min(lots, 1 + (h % 30)) : 0;
-    setMinute(this.#rows, at * MINUTE_FIELDS, open, high, low, close, lots, taker, quote, mulDivFloor(taker, vwap, REPLAY_SCALE), trades);
+    writeRow(this.#rows, at * MINUTE_FIELDS, open, high, low, close, lots, taker, quote, mulDivFloor(taker, vwap, REPLAY_SCALE), trades);
   }
 }
 
@@ -545,7 +506,7 @@ function toUnits(value: number): number {
 
 /** Makes row `at` a minute without trades at `price`. */
 function setFlat(rows: Float64Array, at: number, price: number): void {
-  setMinute(rows, at * MINUTE_FIELDS, price, price, price, price, 0, 0, 0, 0, 0);
+  writeRow(rows, at * MINUTE_FIELDS, price, price, price, price, 0, 0, 0, 0, 0);
 }
 
 /** An hour of minutes with no trades at `price`. */

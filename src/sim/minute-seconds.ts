@@ -37,12 +37,20 @@
  * ```
  */
 import { hash32 as importedHash32 } from './hash.js';
-import { type KlineFold, mulDivFloor as importedMulDivFloor, roundHalfUp } from './kline-fold.js';
+import {
+  type KlineFold,
+  ROW,
+  ROW_FIELDS,
+  mulDivFloor as importedMulDivFloor,
+  roundHalfUp,
+  writeRow as importedWriteRow,
+} from './kline-fold.js';
 
 // Imports used in the hot loops, read once: loaders that compile modules to CommonJS (tsx,
 // vitest) turn every use of an imported name into a getter call.
 const hash32 = importedHash32;
 const mulDivFloor = importedMulDivFloor;
+const writeRow = importedWriteRow;
 const round = roundHalfUp;
 
 /** Seconds in a minute. */
@@ -53,22 +61,6 @@ export const SECONDS = 60;
  * every forming candle change, and be formatted again, at every push of a 250 ms stream.
  */
 export const STEPS_PER_SECOND = 2;
-
-/** Offsets of one minute's values in a row of MINUTE_FIELDS numbers (all integer units). */
-export const MINUTE = {
-  open: 0,
-  high: 1,
-  low: 2,
-  close: 3,
-  volume: 4,
-  takerVolume: 5,
-  quote: 6,
-  takerQuote: 7,
-  trades: 8,
-} as const;
-
-/** Numbers per minute row. */
-export const MINUTE_FIELDS = 9;
 
 const LEG = SECONDS / 3;
 // Share of the minute's range by which the path wanders off its legs.
@@ -91,6 +83,8 @@ export class MinuteSeconds {
   readonly #quote = new Float64Array(SECONDS + 1);
   readonly #takerQuote = new Float64Array(SECONDS + 1);
   readonly #trades = new Float64Array(SECONDS + 1);
+  // The run of seconds being handed to a fold.
+  readonly #run = new Float64Array(ROW_FIELDS);
 
   /**
    * Splits the minute whose row starts at `row[offset]`. `inverse`: quote amounts are lots over
@@ -98,13 +92,13 @@ export class MinuteSeconds {
    */
   fill(key: number, minute: number, row: Float64Array, offset: number, inverse: boolean): void {
     this.minute = minute;
-    const open = row[offset + MINUTE.open] as number;
-    const high = row[offset + MINUTE.high] as number;
-    const low = row[offset + MINUTE.low] as number;
-    const close = row[offset + MINUTE.close] as number;
-    const volume = row[offset + MINUTE.volume] as number;
-    const takerVolume = row[offset + MINUTE.takerVolume] as number;
-    const trades = row[offset + MINUTE.trades] as number;
+    const open = row[offset + ROW.open] as number;
+    const high = row[offset + ROW.high] as number;
+    const low = row[offset + ROW.low] as number;
+    const close = row[offset + ROW.close] as number;
+    const volume = row[offset + ROW.volume] as number;
+    const takerVolume = row[offset + ROW.takerVolume] as number;
+    const trades = row[offset + ROW.trades] as number;
     this.#open = open;
     const rising = close >= open;
     const first = rising ? low : high;
@@ -154,8 +148,8 @@ export class MinuteSeconds {
       quotePrefix[s] = (quotePrefix[s - 1] as number) + (inverse ? stepLots / price : stepLots * price);
       takerQuotePrefix[s] = (takerQuotePrefix[s - 1] as number) + (inverse ? stepTaker / price : stepTaker * price);
     }
-    splitByWeights(quotePrefix, row[offset + MINUTE.quote] as number);
-    splitByWeights(takerQuotePrefix, row[offset + MINUTE.takerQuote] as number);
+    splitByWeights(quotePrefix, row[offset + ROW.quote] as number);
+    splitByWeights(takerQuotePrefix, row[offset + ROW.takerQuote] as number);
   }
 
   /** Folds seconds [from, to) of the minute (0 <= from < to <= 60) into `fold`. */
@@ -168,7 +162,9 @@ export class MinuteSeconds {
       if (price > high) high = price;
       if (price < low) low = price;
     }
-    fold.add(
+    writeRow(
+      this.#run,
+      0,
       open,
       high,
       low,
@@ -179,6 +175,7 @@ export class MinuteSeconds {
       (this.#takerQuote[to] as number) - (this.#takerQuote[from] as number),
       (this.#trades[to] as number) - (this.#trades[from] as number),
     );
+    fold.addRow(this.#run, 0);
   }
   /**
    * Folds the first `steps` steps (1..STEPS_PER_SECOND) of second `s` into `fold`; all of them
@@ -192,7 +189,9 @@ export class MinuteSeconds {
       // The share rounded up: whole - floor(whole * (10 - steps) / 10).
       return whole - mulDivFloor(whole, STEPS_PER_SECOND - steps, STEPS_PER_SECOND);
     };
-    fold.add(
+    writeRow(
+      this.#run,
+      0,
       open,
       price > open ? price : open,
       price < open ? price : open,
@@ -203,6 +202,7 @@ export class MinuteSeconds {
       share(this.#takerQuote),
       share(this.#trades),
     );
+    fold.addRow(this.#run, 0);
   }
 }
 

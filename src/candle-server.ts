@@ -306,6 +306,17 @@ export class CandleServer {
   }
 
   /**
+   * The ring of `symbol` in BAR or one of the rule's INTERVALS as it is, fresh or not (empty for a
+   * symbol not followed): for publishers and inspection, which pass the state on with the rows
+   * (see `status`). A bot reads `getCandleSecurity`, which applies the freshness rule. Zero-copy,
+   * valid for synchronous use.
+   */
+  readRing(symbol: string, options?: { readonly interval?: Interval }): CandleView {
+    const interval = this.#intervalOf(options?.interval);
+    return this.#sync?.tracked(symbol, interval)?.ring.view() ?? EMPTY_CANDLE_VIEW;
+  }
+
+  /**
    * Why `symbol` is or is not served, with the ages, for `securitySeconds` (default 180), in BAR
    * or one of the rule's INTERVALS (`options.interval`).
    */
@@ -356,7 +367,7 @@ export class CandleServer {
     return this.#sync?.symbols() ?? [];
   }
 
-  /** Listens to an event (candleClosed, gap, stale, reconnect); returns a function that stops listening. */
+  /** Listens to an event (candleClosed, gap, stale, rows, reconnect); returns a function that stops listening. */
   on<E extends keyof CandleEvents>(event: E, listener: CandleEvents[E]): () => void {
     return this.#events.on(event, listener);
   }

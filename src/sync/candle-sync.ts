@@ -60,9 +60,19 @@ export interface CandleEvents {
   gap: (event: { symbol: string; from: number; to: number; repaired: boolean }) => void;
   /** A symbol's data stopped being confirmed by the exchange. */
   stale: (event: { symbol: string; ageMs: number }) => void;
+  /**
+   * Rows of a ring were written, from open time `from` to its newest (BAR's ring, or a derived
+   * ring): the forming candle updated, a candle closed, rows from REST (warm-up, repair, catch-up)
+   * or from a daily file. Synchronous, on the hot path: for publishers that mirror the rings (read
+   * them with `CandleServer.readRing`); a listener must not block.
+   */
+  rows: (event: { symbol: string; interval: Interval; from: number; kind: RowsKind }) => void;
   /** A stream connection dropped and is being re-opened. */
   reconnect: (event: { connection: number; attempt: number; delayMs: number; symbols: number }) => void;
 }
+
+/** How rows came into a ring (see the `rows` event). */
+export type RowsKind = 'forming' | 'closed' | 'rest' | 'file';
 
 /** Counters for metrics and benchmarks. */
 export interface SyncStats {
@@ -301,10 +311,15 @@ export class CandleSync {
     const tracked = this.#tracked.get(symbol);
     if (tracked === undefined) return;
     tracked.applyStream(values, isClosed, eventTime);
-    if (this.#derived.size > 0) {
-      const derived = this.#derived.get(symbol);
-      if (derived !== undefined) for (const series of derived) series.follow(tracked, eventTime);
-    }
+    const isListening = this.#events.has('rows');
+    if (isListening)
+      this.#events.emit('rows', {
+        symbol,
+        interval: this.#rule.BAR,
+        from: values[COL.openTime] as number,
+        kind: isClosed ? 'closed' : 'forming',
+      });
+    if (this.#derived.size > 0) this.#followDerived(tracked, eventTime, isListening);
     this.stats.streamUpdates += 1;
     // The clock offset is known to within half a round trip: a slightly negative age is noise.
     if (this.#latency !== undefined) this.#latency.record(Math.max(0, this.#localNow() + this.#exchange.clock.offsetMs - eventTime));
@@ -443,6 +458,10 @@ export class CandleSync {
       const daily = await readDailyRows(this.#rule, tracked.symbol, start, current, this.#logger);
       this.#formats?.learn(tracked.symbol, daily.at(-1));
       tracked.applyFinal(daily);
+      const first = daily[0];
+      if (first !== undefined && this.#events.has('rows')) {
+        this.#events.emit('rows', { symbol: tracked.symbol, interval: bar, from: first[COL.openTime], kind: 'file' });
+      }
     }
     if (useStreams && ring.newestOpenTime === current && ring.isFull && ring.gaps(bar).length === 0) {
       // A fresh snapshot: nothing closed since it was taken; the stream confirms the forming candle.
@@ -549,6 +568,7 @@ export class CandleSync {
       if (openTimeOf(interval, base.pendingFinal() ?? pending) !== bucket) continue;
       if (series.seed(bucket, tiles, tilesEnd, base, clock.now())) {
         this.stats.derivedSeeds += 1;
+        if (this.#events.has('rows')) this.#events.emit('rows', { symbol: base.symbol, interval, from: start, kind: 'rest' });
         return;
       }
     }
@@ -641,9 +661,23 @@ export class CandleSync {
     this.#formats?.learn(tracked.symbol, rows.at(-1));
     tracked.applyRest(rows, sentAt, from);
     this.stats.restUpdates += 1;
-    if (!isBase) return;
-    const derived = this.#derived.get(tracked.symbol);
-    if (derived !== undefined) for (const series of derived) series.follow(tracked, sentAt);
+    const isListening = this.#events.has('rows');
+    if (isListening && rows.length > 0)
+      this.#events.emit('rows', { symbol: tracked.symbol, interval, from: rows[0]?.[COL.openTime] ?? from, kind: 'rest' });
+    if (isBase) this.#followDerived(tracked, sentAt, isListening);
+  }
+
+  /** The derived rings of a symbol follow its base after a write; the rows they write are reported. */
+  #followDerived(base: TrackedSymbol, eventTime: number, isListening: boolean): void {
+    const derived = this.#derived.get(base.symbol);
+    if (derived === undefined) return;
+    for (const series of derived) {
+      const from = series.follow(base, eventTime);
+      if (isListening && from !== Number.POSITIVE_INFINITY) {
+        const kind = from < (series.ring.newestOpenTime ?? from) ? 'closed' : 'forming';
+        this.#events.emit('rows', { symbol: base.symbol, interval: series.interval, from, kind });
+      }
+    }
   }
 
   async #repairOne(tracked: TrackedSymbol, signal: AbortSignal): Promise<void> {

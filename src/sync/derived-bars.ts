@@ -323,6 +323,8 @@ export class DerivedSeries {
   #newestBucket = 0;
   #newestCloseTime = 0;
   #isSeeded = false;
+  // The oldest derived row written by the current follow() or seed().
+  #writtenFrom = Number.POSITIVE_INFINITY;
 
   constructor(options: DerivedSeriesOptions) {
     this.symbol = options.symbol;
@@ -378,16 +380,19 @@ export class DerivedSeries {
 
   /**
    * Follows the base ring after any update: folds the base candles that became final, closes the
-   * derived bars they complete, and rewrites the forming derived bar. O(1) per call in the steady
-   * state; allocates nothing.
+   * derived bars they complete, and rewrites the forming derived bar. Returns the open time of the
+   * oldest derived row written (Infinity when none). O(1) per call in the steady state; allocates
+   * nothing.
    */
-  follow(base: TrackedSymbol, eventTime: number): void {
-    if (!this.#isSeeded) return;
+  follow(base: TrackedSymbol, eventTime: number): number {
+    this.#writtenFrom = Number.POSITIVE_INFINITY;
+    if (!this.#isSeeded) return this.#writtenFrom;
     if (base.finalOpenTime > this.#foldedThrough && !this.#foldFinalRows(base, eventTime)) {
       this.#isSeeded = false;
-      return;
+      return this.#writtenFrom;
     }
     this.#writeForming(base, eventTime);
+    return this.#writtenFrom;
   }
 
   /**
@@ -474,6 +479,7 @@ export class DerivedSeries {
   }
 
   #upsert(row: Float64Array): void {
+    if ((row[0] as number) < this.#writtenFrom) this.#writtenFrom = row[0] as number;
     this.tracked.ring.upsertNumbers(
       row[0] as number,
       row[1] as number,

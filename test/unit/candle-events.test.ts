@@ -18,7 +18,7 @@ describe('event names', () => {
     const offMisspelt = server.on('candleclosed', () => undefined);
     expect(typeof offClosed).toBe('function');
     expect(typeof offMisspelt).toBe('function');
-    expectTypeOf<keyof CandleEvents>().toEqualTypeOf<'candleClosed' | 'gap' | 'stale' | 'reconnect'>();
+    expectTypeOf<keyof CandleEvents>().toEqualTypeOf<'candleClosed' | 'gap' | 'stale' | 'rows' | 'reconnect'>();
   });
 
   it('an emitter accepts only the names and arguments of its map', () => {

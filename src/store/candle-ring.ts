@@ -76,6 +76,9 @@ export class CandleRing {
   readonly #view: CandleView;
   // Outcome of the last #place call, returned by the upsert methods without allocating.
   #placed: UpsertResult = 'ignored';
+  // Counts changes to anything but the newest row's values: readers cache what they derive from
+  // the older rows (serialized replies) and check this one number to know it still holds.
+  #revision = 0;
 
   constructor(length: number, options: CandleRingOptions = {}) {
     if (!Number.isSafeInteger(length) || length < 1) {
@@ -114,6 +117,15 @@ export class CandleRing {
   /** Open time of the oldest candle, or undefined when empty. */
   get oldestOpenTime(): number | undefined {
     return this.#view.oldestOpenTime;
+  }
+
+  /**
+   * A number that changes whenever a row other than the newest changes, or rows are added or
+   * removed; updates of the newest row in place (the forming candle, its close) leave it. What is
+   * derived from every row but the newest stays valid while it is unchanged.
+   */
+  get revision(): number {
+    return this.#revision;
   }
 
   /** Bytes of candle memory held (the buffer, slack included). */
@@ -235,12 +247,14 @@ export class CandleRing {
     s.data.set(rows.subarray((total - keep) * W, total * W), 0);
     s.start = 0;
     s.count = keep;
+    this.#revision += 1;
   }
 
   /** Removes every candle. */
   clear(): void {
     this.#state.start = 0;
     this.#state.count = 0;
+    this.#revision += 1;
   }
 
   /** Removes the candles that open before `openTime`; returns how many. */
@@ -249,6 +263,7 @@ export class CandleRing {
     const s = this.#state;
     s.start = s.count === dropped ? 0 : s.start + dropped;
     s.count -= dropped;
+    if (dropped > 0) this.#revision += 1;
     return dropped;
   }
 
@@ -294,6 +309,7 @@ export class CandleRing {
       s.start = 0;
       s.count = 1;
       this.#placed = 'appended';
+      this.#revision += 1;
       return 0;
     }
     const newestRow = s.start + s.count - 1;
@@ -313,11 +329,14 @@ export class CandleRing {
       }
       s.count++;
       this.#placed = 'appended';
+      this.#revision += 1;
       return (s.start + s.count - 1) * W;
     }
     let i = this.#lowerBound(t);
+    // Every outcome from here on but 'ignored' changes a row before the newest.
     if (data[(s.start + i) * W] === t) {
       this.#placed = 'updated';
+      this.#revision += 1;
       return (s.start + i) * W;
     }
     if (s.count === this.length) {
@@ -339,6 +358,7 @@ export class CandleRing {
     }
     s.count++;
     this.#placed = 'inserted';
+    this.#revision += 1;
     return (s.start + i) * W;
   }
 
@@ -384,6 +404,7 @@ export class CandleRing {
     s.data.set(merged.subarray((k - keep) * W, k * W), 0);
     s.start = 0;
     s.count = keep;
+    this.#revision += 1;
     let kept = 0;
     for (let r = k - keep; r < k; r++) kept += fromBatch[r] as number;
     return kept;

@@ -39,7 +39,8 @@ import { processWide } from '../util/process-wide.js';
 /**
  * Which waiters are served first: live updates before back-fill. 'forward' (requests the HTTP API
  * passes on for other processes) is below both and never waits: it is granted at once, when the
- * charge fits now and nothing else is waiting, or refused with WeightUnavailableError.
+ * charge fits now (leaving FORWARD_RESERVE of the budget) and nothing else is waiting, or refused
+ * with WeightUnavailableError.
  */
 export type WeightPriority = 'live' | 'backfill' | 'forward';
 
@@ -96,6 +97,12 @@ interface Waiter {
   readonly reject: (error: Error) => void;
   readonly detach: () => void;
 }
+
+/**
+ * Share of the budget 'forward' grants leave to live and back-fill work arriving later in the
+ * window: other processes' requests never take the weight a repair will need.
+ */
+export const FORWARD_RESERVE = 0.2;
 
 // setTimeout fires at once for delays above 2^31 - 1 ms; longer waits are re-armed in steps.
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -223,7 +230,8 @@ export class WeightGovernor {
    * sent, with the function to call once its reply has arrived; rejects with AbortedError (signal), ClosedError (close), BannedError (a ban is in force
    * and `waitForBan` is not set) or InvalidArgumentError (weight above the whole budget). At
    * priority 'forward' it does not wait: it rejects with WeightUnavailableError when the weight
-   * cannot be granted at once (a pause, work waiting, or the window's budget spent).
+   * cannot be granted at once (a pause, work waiting, or the window's budget spent but for the
+   * {@link FORWARD_RESERVE} kept for live work).
    */
   async acquire(weight: number, options: AcquireOptions = {}): Promise<SettleWeight> {
     if (this.#closed) throw new ClosedError(`weight governor ${this.name}`);
@@ -403,7 +411,10 @@ export class WeightGovernor {
       });
     if (this.#pausedUntil > now) throw refuse('requests are paused after a 429', this.#pausedUntil);
     if (this.queued > 0) throw refuse(`${this.queued} live or back-fill requests are waiting`, windowEnd);
-    if (this.#used + weight > this.budget) throw refuse('the window has no room left', windowEnd);
+    const room = this.budget - Math.floor(this.budget * FORWARD_RESERVE);
+    if (this.#used + weight > room) {
+      throw refuse(`the window has no room left (forwarded requests may use ${room}, the rest is kept for live work)`, windowEnd);
+    }
     return this.#charge(weight);
   }
 

@@ -66,15 +66,22 @@ describe('WeightGovernor scheduling', () => {
     };
     (await g.acquire(4, { priority: 'forward' }))();
     expect(g.usedWeight).toBe(4);
-    // 4 + 7 > 10: refused, with the window's turn as the time to try again.
-    const full = await refusal(7);
+    // Forwarded requests may use 8 of the budget of 10 (FORWARD_RESERVE): 4 + 5 is refused, with
+    // the window's turn as the time to try again.
+    const full = await refusal(5);
     expect(full.retryAt).toBe(11 * WINDOW);
     expect(full.retryAfterMs).toBe(WINDOW);
-    expect(full.message).toMatch(/cannot grant 7 at once \(4 of 10 used in this window\): the window has no room left; try again in 1 s/);
-    expect(g.usedWeight).toBe(4);
-    // Live work waiting for the next window goes first, even when the forward charge would fit.
+    expect(full.message).toMatch(
+      /cannot grant 5 at once \(4 of 10 used in this window\): the window has no room left \(forwarded requests may use 8/,
+    );
+    (await g.acquire(4, { priority: 'forward' }))();
+    expect(g.usedWeight).toBe(8);
+    // The reserve is there for live work.
+    (await g.acquire(2))();
+    expect(g.usedWeight).toBe(10);
+    // Live work waiting for the next window goes first, even when the forward charge would fit then.
     const order: string[] = [];
-    const live = track(g, 8, 'live', order);
+    const live = track(g, 6, 'live', order);
     await vi.advanceTimersByTimeAsync(0);
     expect(g.queued).toBe(1);
     expect((await refusal(1)).message).toMatch(/1 live or back-fill requests are waiting/);
@@ -82,7 +89,7 @@ describe('WeightGovernor scheduling', () => {
     await live;
     expect(order).toEqual(['live']);
     (await g.acquire(2, { priority: 'forward' }))();
-    expect(g.usedWeight).toBe(10);
+    expect(g.usedWeight).toBe(8);
     // A 429 pause refuses until its end.
     await vi.advanceTimersByTimeAsync(WINDOW);
     g.pauseFor(300, '429');

@@ -161,6 +161,7 @@ try {
         cache: {
           hits: apiAfter.cache.hits - apiBefore.cache.hits,
           misses: apiAfter.cache.misses - apiBefore.cache.misses,
+          printedRows: apiAfter.cache.printedRows - apiBefore.cache.printedRows,
           bytes: apiAfter.cache.bytes,
         },
       },

@@ -100,8 +100,8 @@ export interface BinanceRouteStats {
   readonly notHeld: number;
   /** Refused for their parameters, as Binance would (400). */
   readonly invalid: number;
-  /** Printed-row cache lookups. */
-  readonly cache: { readonly hits: number; readonly misses: number; readonly bytes: number };
+  /** Printed-row cache: lookups answered whole, lookups that printed rows, rows printed, bytes held. */
+  readonly cache: { readonly hits: number; readonly misses: number; readonly printedRows: number; readonly bytes: number };
 }
 
 /** The Binance paths of one server: `route` goes into startHttpApi's extraRoutes. */
@@ -190,8 +190,7 @@ class BinanceApi {
   }
 
   stats(): BinanceRouteStats {
-    const { hits, misses, bytes } = this.#cache.stats;
-    return { ...this.#counts, cache: { hits, misses, bytes } };
+    return { ...this.#counts, cache: { ...this.#cache.stats } };
   }
 
   async handle(req: IncomingMessage, res: ServerResponse, url: URL): Promise<boolean> {

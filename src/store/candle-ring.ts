@@ -76,9 +76,9 @@ export class CandleRing {
   readonly #view: CandleView;
   // Outcome of the last #place call, returned by the upsert methods without allocating.
   #placed: UpsertResult = 'ignored';
-  // Counts changes to anything but the newest row's values: readers cache what they derive from
-  // the older rows (serialized replies) and check this one number to know it still holds.
-  #revision = 0;
+  // Changes when a row before the newest is rewritten: readers keep what they derive from rows
+  // (printed replies) by open time and check this one number to know it still holds.
+  #revision = nextRevision();
 
   constructor(length: number, options: CandleRingOptions = {}) {
     if (!Number.isSafeInteger(length) || length < 1) {
@@ -120,9 +120,12 @@ export class CandleRing {
   }
 
   /**
-   * A number that changes whenever a row other than the newest changes, or rows are added or
-   * removed; updates of the newest row in place (the forming candle, its close) leave it. What is
-   * derived from every row but the newest stays valid while it is unchanged.
+   * A number that changes whenever a row before the newest is written again or a row is put among
+   * the others (a repair, a merge, a restore, a clear). Appending, dropping the oldest rows and
+   * updating the newest row in place (the forming candle, its close) leave it. So while it holds,
+   * every row but the newest still has the values it had, under the same open time: what a reader
+   * derived from them by open time stays valid. Unique across rings: a ring that replaces another
+   * never shows a number the other had.
    */
   get revision(): number {
     return this.#revision;
@@ -247,14 +250,14 @@ export class CandleRing {
     s.data.set(rows.subarray((total - keep) * W, total * W), 0);
     s.start = 0;
     s.count = keep;
-    this.#revision += 1;
+    this.#revision = nextRevision();
   }
 
   /** Removes every candle. */
   clear(): void {
     this.#state.start = 0;
     this.#state.count = 0;
-    this.#revision += 1;
+    this.#revision = nextRevision();
   }
 
   /** Removes the candles that open before `openTime`; returns how many. */
@@ -263,7 +266,6 @@ export class CandleRing {
     const s = this.#state;
     s.start = s.count === dropped ? 0 : s.start + dropped;
     s.count -= dropped;
-    if (dropped > 0) this.#revision += 1;
     return dropped;
   }
 
@@ -309,7 +311,6 @@ export class CandleRing {
       s.start = 0;
       s.count = 1;
       this.#placed = 'appended';
-      this.#revision += 1;
       return 0;
     }
     const newestRow = s.start + s.count - 1;
@@ -329,14 +330,13 @@ export class CandleRing {
       }
       s.count++;
       this.#placed = 'appended';
-      this.#revision += 1;
       return (s.start + s.count - 1) * W;
     }
     let i = this.#lowerBound(t);
     // Every outcome from here on but 'ignored' changes a row before the newest.
     if (data[(s.start + i) * W] === t) {
       this.#placed = 'updated';
-      this.#revision += 1;
+      this.#revision = nextRevision();
       return (s.start + i) * W;
     }
     if (s.count === this.length) {
@@ -358,7 +358,7 @@ export class CandleRing {
     }
     s.count++;
     this.#placed = 'inserted';
-    this.#revision += 1;
+    this.#revision = nextRevision();
     return (s.start + i) * W;
   }
 
@@ -404,11 +404,18 @@ export class CandleRing {
     s.data.set(merged.subarray((k - keep) * W, k * W), 0);
     s.start = 0;
     s.count = keep;
-    this.#revision += 1;
+    this.#revision = nextRevision();
     let kept = 0;
     for (let r = k - keep; r < k; r++) kept += fromBatch[r] as number;
     return kept;
   }
+}
+
+// The last revision handed out, by any ring: revisions are unique within the process.
+let revisions = 0;
+function nextRevision(): number {
+  revisions += 1;
+  return revisions;
 }
 
 // Open time of a row after checking its shape, so nothing is placed for a row that cannot be written.

@@ -24,6 +24,9 @@
  *                            symbols, symbolStatus, permissions and showPermissionSets filter it;
  *                            a query it cannot answer (a symbol or status it does not list) is
  *                            forwarded
+ * GET|HEAD .../depth, trades, ticker/24hr, ticker/price, ticker/bookTicker, ... (the public
+ *          market-data paths of src/binance/market-data-weights.ts): not kept, always forwarded as
+ *          above, so that a bot pointing its whole public API here keeps working
  * other methods  405 {code:-1020}; other paths under the prefix 404 {code:-1020}
  * ```
  *
@@ -46,6 +49,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { intervalMs } from '../binance/intervals.js';
+import { marketDataWeight, weighedPaths } from '../binance/market-data-weights.js';
 import {
   SYMBOL_RANGE,
   binanceFailure,
@@ -210,12 +214,16 @@ class BinanceApi {
       return true;
     }
     const endpoint = path.slice(this.prefix.length + 1);
-    if (!(ENDPOINTS as readonly string[]).includes(endpoint)) {
+    const isKept = (ENDPOINTS as readonly string[]).includes(endpoint);
+    // Other public market-data paths are passed on, when their weight is known.
+    const weight = isKept ? undefined : marketDataWeight(this.#server.market, endpoint, url.searchParams);
+    if (!isKept && weight === undefined) {
+      const forwarded = weighedPaths(this.#server.market).map((e) => `${this.prefix}/${e}`);
       this.#send(res, {
         status: 404,
         body: errorBody(
           -1020,
-          `This operation is not supported. candle-server answers ${ENDPOINTS.map((e) => `${this.prefix}/${e}`).join(', ')}; not ${path}.`,
+          `This operation is not supported. candle-server answers ${ENDPOINTS.map((e) => `${this.prefix}/${e}`).join(', ')} and passes on ${forwarded.join(', ')}; not ${path}.`,
         ),
         usedWeight: 0,
       });
@@ -228,6 +236,10 @@ class BinanceApi {
         usedWeight: 0,
         headers: { allow: 'GET, HEAD' },
       });
+      return true;
+    }
+    if (weight !== undefined) {
+      await this.#forward(res, url, weight, { reason: `candle-server keeps no ${endpoint}` });
       return true;
     }
     await this.#answer(endpoint as Endpoint, res, url);

@@ -203,7 +203,7 @@ describe.each(['SPOT', 'UM', 'CM'] as const)('Binance paths of a %s server', (ma
     }
   });
 
-  it('answers HEAD like GET without a body, other methods with 405, other paths with 404, in Binance shape', async () => {
+  it('answers HEAD like GET without a body, other methods with 405, unknown paths with 404 in Binance shape, and passes other market-data paths on', async () => {
     const url = `${facade.base}/klines?symbol=${symbol}&interval=1m&limit=5`;
     const head = await fetch(url, { method: 'HEAD' });
     expect(head.status).toBe(200);
@@ -214,8 +214,16 @@ describe.each(['SPOT', 'UM', 'CM'] as const)('Binance paths of a %s server', (ma
     expect(post.status).toBe(405);
     expect(post.headers.get('allow')).toBe('GET, HEAD');
     expect(await post.json()).toEqual({ code: -1020, msg: expect.stringMatching(/Method POST .*expected GET or HEAD/) });
-    const depth = await getJson(`${facade.base}/depth?symbol=${symbol}`);
-    expect([depth.status, (depth.body as { code: number }).code]).toEqual([404, -1020]);
+    const unknown = await getJson(`${facade.base}/nosuchpath?symbol=${symbol}`);
+    expect([unknown.status, (unknown.body as { code: number }).code]).toEqual([404, -1020]);
+    expect((unknown.body as { msg: string }).msg).toContain(`passes on ${facade.binance.prefix}/depth`);
+    // Other public market-data paths are passed on (the simulator has none: its 404 page comes back as it is).
+    const forwarded = facade.binance.stats().forwarded;
+    const depth = await getJson(`${facade.base}/depth?symbol=${symbol}&limit=5`);
+    const direct = await getJson(`${facade.simBase}/depth?symbol=${symbol}&limit=5`);
+    expect([depth.status, depth.text, depth.headers['content-type']]).toEqual([direct.status, direct.text, direct.headers['content-type']]);
+    expect(facade.binance.stats().forwarded).toBe(forwarded + 1);
+    expect(facade.server.stats().requests.get(`${facade.binance.prefix}/depth 404`)).toBe(1);
     const otherMarket = market === 'SPOT' ? '/fapi/v1/klines' : '/api/v3/klines';
     const wrong = await getJson(`${facade.api.url}${otherMarket}?symbol=${symbol}&interval=1m`);
     expect(wrong.status).toBe(404);

@@ -233,9 +233,11 @@ describe.each(['SPOT', 'UM', 'CM'] as const)('Binance paths of a %s server', (ma
   it('answers 503 -1008 while the symbol is not fresh, saying why, and serves closed days from the files meanwhile', async () => {
     const noon = todayStart() - DAY + 12 * 60 * MINUTE;
     const forwarded = facade.binance.stats().forwarded;
+    // A dead stream, and an exchange slow to answer the repair: the hole stays open for seconds.
+    facade.sim.faults.restDelayMs = 4000;
     facade.sim.stallStreams(true);
     try {
-      // The dead stream is found by the watchdog; the repair over REST may make it fresh again for a while.
+      // The watchdog finds the dead stream within staleAfterMs; the repair waits for the slow REST.
       let stale: SimReply | undefined;
       const deadline = Date.now() + 15_000;
       while (stale === undefined && Date.now() < deadline) {
@@ -250,6 +252,7 @@ describe.each(['SPOT', 'UM', 'CM'] as const)('Binance paths of a %s server', (ma
       expect(facade.binance.stats().forwarded).toBe(forwarded);
     } finally {
       facade.sim.stallStreams(false);
+      facade.sim.faults.restDelayMs = 0;
     }
     expect(await waitFor(() => facade.server.status(symbol, 240).state === 'fresh', 20_000)).toBe(true);
   });

@@ -18,7 +18,7 @@ import { planKlinePages } from '../../src/exchange/kline-pages.js';
 import type { MarketType } from '../../src/binance/markets.js';
 import { BinanceRestClient, parseRetryAfter, requestWeightLimit } from '../../src/exchange/rest-client.js';
 import { ServerClock } from '../../src/exchange/server-clock.js';
-import { WeightGovernor } from '../../src/exchange/weight-governor.js';
+import { FORWARD_RESERVE, WeightGovernor } from '../../src/exchange/weight-governor.js';
 import { SimulatedBinance } from '../../src/sim/index.js';
 import { sleep } from '../../src/util/abort.js';
 
@@ -167,8 +167,15 @@ describe('BinanceRestClient against the simulated exchange', () => {
     ]);
     expect(sim.stats.requestsTo('/fapi/v1/klines')).toBe(3);
 
-    // A budget with room for one more: the second is refused at once, and not sent.
-    governor.setLimit(Math.ceil((governor.usedWeight + 5) / 0.75));
+    // A limit whose forward share (the budget less FORWARD_RESERVE) has room for one more: the
+    // second is refused at once, and not sent.
+    const forwardRoom = (limit: number): number => {
+      const budget = Math.floor(limit * 0.75);
+      return budget - Math.floor(budget * FORWARD_RESERVE);
+    };
+    let limit = 1;
+    while (forwardRoom(limit) < governor.usedWeight + 5) limit += 1;
+    governor.setLimit(limit);
     await client.forward('/fapi/v1/klines', query, 5);
     const refused = await client.forward('/fapi/v1/klines', query, 5).catch((e: unknown) => e);
     expect(refused).toBeInstanceOf(WeightUnavailableError);

@@ -27,6 +27,7 @@
 import { formatKline, type KlineFormat } from '../binance/kline-format.js';
 import { KLINE_WIDTH } from '../binance/kline.js';
 import type { CandleView } from '../store/candle-view.js';
+import { lowerBound } from '../util/lower-bound.js';
 
 // The printed run of one ring's rows.
 interface Entry {
@@ -206,17 +207,6 @@ function placeIn(entry: Entry, view: CandleView): Held | undefined {
   if (viewEnd > view.length || view.openTime(viewStart) !== times[first] || view.openTime(viewEnd - 1) !== times[count - 1])
     return undefined;
   return { first, viewStart, viewEnd };
-}
-
-function lowerBound(length: number, at: (index: number) => number, t: number): number {
-  let lo = 0;
-  let hi = length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (at(mid) < t) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 function openTimesOf(view: CandleView, start: number, end: number): Float64Array {

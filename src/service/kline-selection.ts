@@ -34,6 +34,7 @@ import type { KlinesRange } from '../binance/klines-query.js';
 import type { Interval } from '../binance/markets.js';
 import { localDayBounds, localDayOf } from '../files/daily-layout.js';
 import type { CandleView } from '../store/candle-view.js';
+import { lowerBound } from '../util/lower-bound.js';
 
 /** A complete local day's rows (open time ascending); null when the day is not complete on disk. */
 export type DayRows = readonly RawKline[] | null;
@@ -91,7 +92,7 @@ function selectOldest(input: SelectionInput, from: number, to: number): Selectio
   let days = 0;
   for (let cursor = from; count < range.limit && cursor <= to;) {
     if (ring !== undefined && ringOldest !== undefined && cursor >= ringOldest) {
-      const start = lowerBound(ring, cursor);
+      const start = lowerBoundView(ring, cursor);
       const end = Math.min(upperBound(ring, to), start + range.limit - count);
       if (end > start) parts.push({ kind: 'ring', start, end });
       return { kind: 'held', parts, count: count + Math.max(0, end - start), usesRing: true };
@@ -125,7 +126,7 @@ function selectNewest(input: SelectionInput, from: number, to: number): Selectio
     const ringOldest = ring.openTime(0);
     if (cursor >= ringOldest) {
       const end = upperBound(ring, cursor);
-      const start = Math.max(lowerBound(ring, from), end - range.limit);
+      const start = Math.max(lowerBoundView(ring, from), end - range.limit);
       if (end > start) parts.push({ kind: 'ring', start, end });
       count = Math.max(0, end - start);
       usesRing = true;
@@ -183,31 +184,19 @@ function firstOpenAtOrAfter(interval: Interval, time: number): number {
 }
 
 /** First row of the view whose open time is >= t (length when none). */
-function lowerBound(view: CandleView, t: number): number {
-  return firstAtOrAfter(view.length, (i) => view.openTime(i), t);
+function lowerBoundView(view: CandleView, t: number): number {
+  return lowerBound(view.length, (i) => view.openTime(i), t);
 }
 
 /** First row of the view whose open time is > t (length when none). */
 function upperBound(view: CandleView, t: number): number {
-  return lowerBound(view, t + 1);
+  return lowerBoundView(view, t + 1);
 }
 
 function lowerBoundRows(rows: readonly RawKline[], t: number): number {
-  return firstAtOrAfter(rows.length, (i) => (rows[i] as RawKline)[0], t);
+  return lowerBound(rows.length, (i) => (rows[i] as RawKline)[0], t);
 }
 
 function upperBoundRows(rows: readonly RawKline[], t: number): number {
   return lowerBoundRows(rows, t + 1);
-}
-
-/** Binary search over ascending open times: the first index whose open time is >= t. */
-function firstAtOrAfter(length: number, openTimeAt: (index: number) => number, t: number): number {
-  let lo = 0;
-  let hi = length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (openTimeAt(mid) < t) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }

@@ -63,7 +63,15 @@ import {
 } from '../binance/klines-query.js';
 import { MARKETS, MARKET_TYPES, SYMBOL_PATTERN, type Interval, type MarketType } from '../binance/markets.js';
 import type { CandleServer } from '../candle-server.js';
-import { AbortedError, BannedError, ClosedError, NetworkError, TimeoutError, WeightUnavailableError } from '../errors.js';
+import {
+  AbortedError,
+  BannedError,
+  ClosedError,
+  InvalidArgumentError,
+  NetworkError,
+  TimeoutError,
+  WeightUnavailableError,
+} from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { CandleView } from '../store/candle-view.js';
 import { DailyDays } from './daily-days.js';
@@ -117,7 +125,9 @@ export interface BinanceRoutes {
 }
 
 /**
- * The Binance market-data paths of `server`'s market, as an extra route of the HTTP API.
+ * The Binance market-data paths of `server`'s market, as an extra route of the HTTP API. Throws
+ * InvalidArgumentError for a securitySeconds that is not positive or a maxFileDays that is not a
+ * whole number; does no I/O.
  *
  * @example
  * ```ts
@@ -187,7 +197,13 @@ class BinanceApi {
     this.prefix = prefixOf(server.market);
     this.#logger = (options.logger ?? silentLogger()).child({ component: 'binance-api', market: server.market });
     this.#securitySeconds = options.securitySeconds ?? DEFAULT_SECURITY_SECONDS + intervalMs(server.rule.BAR) / 1000;
+    if (!(this.#securitySeconds > 0 && Number.isFinite(this.#securitySeconds))) {
+      throw new InvalidArgumentError(`securitySeconds must be a positive number of seconds, got ${String(options.securitySeconds)}`);
+    }
     this.#maxFileDays = options.maxFileDays ?? 62;
+    if (!(Number.isSafeInteger(this.#maxFileDays) && this.#maxFileDays >= 0)) {
+      throw new InvalidArgumentError(`maxFileDays must be a whole number of days, 0 or more, got ${String(options.maxFileDays)}`);
+    }
     this.#cache = new KlineReplyCache(options.cacheBytes);
     this.#days = new DailyDays({ rule: server.rule, logger: options.logger ?? silentLogger() });
     this.#otherPrefixes = new Map(MARKET_TYPES.filter((m) => m !== server.market).map((m) => [prefixOf(m), m]));
@@ -559,7 +575,7 @@ class BinanceApi {
     } else if (error instanceof NetworkError) {
       [status, code, what] = [502, -1001, 'Internal error; unable to process your request. Please try again.'];
     } else if (error instanceof ClosedError) {
-      [status, code, what] = [503, -1008, 'candle-server is stopping; try again later.'];
+      [status, code, what] = [503, -1008, 'candle-server is not connected to the exchange (starting or stopping); try again later.'];
     } else {
       this.#logger.error({ err: error, path }, 'forwarding failed');
     }

@@ -48,6 +48,10 @@ const CLOSES_SECONDS = QUICK ? 20 : 60;
 const COLD_LENGTH = QUICK ? 1440 : 2880;
 const SECURITY_SECONDS = 180;
 const PARTS = (process.argv.find((a) => a.startsWith('--parts='))?.slice(8) ?? 'live,cold,closes').split(',');
+// Derived intervals the closes part keeps beside its 1s rings (e.g. --intervals=1m,5m): their cost in weight must stay 0.
+const CLOSES_INTERVALS = (process.argv.find((a) => a.startsWith('--intervals='))?.slice(12) ?? '')
+  .split(',')
+  .filter((i) => i !== '') as Interval[];
 
 // Keeps results alive so the JIT cannot drop the measured work.
 let sink = 0;
@@ -289,6 +293,9 @@ interface ClosesRow {
   /** Symbols per state at each check. */
   statesAtEachCheck: Array<Record<string, number>>;
   newestAgeMsP99AtEachCheck: number[];
+  /** Derived intervals kept (INTERVALS) and, per interval, the symbols served fresh at each check. */
+  intervals: Interval[];
+  derivedFreshAtEachCheck: Record<string, number[]>;
   count429: number;
   loop: LoopDelay;
 }
@@ -302,7 +309,7 @@ async function closes(size: number): Promise<ClosesRow> {
   try {
     server = new CandleServer({
       instType: 'SPOT',
-      rule: benchRule(sim, 'SPOT', dir, { BAR: '1s', LENGTH: 300, CACHE_DELAY_SECONDS: null }),
+      rule: benchRule(sim, 'SPOT', dir, { BAR: '1s', LENGTH: 300, CACHE_DELAY_SECONDS: null, INTERVALS: CLOSES_INTERVALS }),
     });
     await server.runCandleMap();
     await pause(3000);
@@ -312,6 +319,7 @@ async function closes(size: number): Promise<ClosesRow> {
     const freshAtEachCheck: number[] = [];
     const statesAtEachCheck: Array<Record<string, number>> = [];
     const newestAgeMsP99AtEachCheck: number[] = [];
+    const derivedFreshAtEachCheck: Record<string, number[]> = Object.fromEntries(CLOSES_INTERVALS.map((i) => [i, []]));
     // Freshness every 5 s with a 5 s limit: every symbol must keep closing candles.
     while (performance.now() - start < CLOSES_SECONDS * 1000) {
       await pause(5000);
@@ -330,6 +338,11 @@ async function closes(size: number): Promise<ClosesRow> {
         ),
       );
       freshAtEachCheck.push(states['fresh'] ?? 0);
+      for (const interval of CLOSES_INTERVALS) {
+        derivedFreshAtEachCheck[interval]?.push(
+          symbols.filter((symbol) => server?.status(symbol, 5, { interval }).state === 'fresh').length,
+        );
+      }
     }
     const seconds = (performance.now() - start) / 1000;
     const loopDelay = loop.stop();
@@ -346,6 +359,8 @@ async function closes(size: number): Promise<ClosesRow> {
       freshAtEachCheck,
       statesAtEachCheck,
       newestAgeMsP99AtEachCheck,
+      intervals: CLOSES_INTERVALS,
+      derivedFreshAtEachCheck,
       count429: simStats.count429,
       loop: loopDelay,
     };
@@ -474,6 +489,9 @@ if (closesRow !== undefined) {
   ]);
   console.log('states at each check:', closesRow.statesAtEachCheck.map((s) => JSON.stringify(s)).join(' '));
   console.log('newest candle age p99 at each check (ms):', closesRow.newestAgeMsP99AtEachCheck.join(' '));
+  for (const [interval, fresh] of Object.entries(closesRow.derivedFreshAtEachCheck)) {
+    console.log(`derived ${interval}: fresh at each check:`, fresh.join(' '));
+  }
 }
 
 const biggest = liveRows[liveRows.length - 1];

@@ -518,6 +518,9 @@ export class CandleServer {
     this.#loops.push(this.#sweepLoop(), this.#snapshotLoop(), this.#clockLoop(), sync.watchBoundaries(signal));
     // Symbols that could not be warmed are retried by the sweep: ready means every ring is filled.
     while (symbols.some((s) => sync.tracked(s)?.isReady === false)) await sleep(100, signal, 'warm-up');
+    // Then the derived rings (INTERVALS), with the live rings already repaired and swept meanwhile.
+    await sync.seedDerived(symbols, signal);
+    while (symbols.some((s) => sync.unseeded(s) > 0)) await sleep(100, signal, 'derived rings');
     if (useStreams) await this.#awaitStreams(sync, symbols);
     dailyScheduler.startSchedule();
     this.#isReady = true;
@@ -607,6 +610,7 @@ export class CandleServer {
     this.#streams?.setSymbols(this.#universe?.current() ?? []);
     try {
       await sync.warm(symbols, { useStreams: this.#streams !== undefined, signal: this.#stopping.signal });
+      await sync.seedDerived(symbols, this.#stopping.signal);
     } catch (error) {
       if (!this.#stopping.signal.aborted) this.#logger.warn({ err: error, symbols }, 'warm-up of new symbols failed; the sweep will retry');
     }

@@ -171,3 +171,10 @@ export function isMarketType(value: unknown): value is MarketType {
 export function isInterval(value: unknown): value is Interval {
   return typeof value === 'string' && (INTERVALS as readonly string[]).includes(value);
 }
+
+/**
+ * No Binance kline opens before this (July 2017, the exchange's first trading month): a window of
+ * LENGTH days, weeks or months that reaches further back is cut here, so that no request asks for
+ * years that cannot hold candles.
+ */
+export const FIRST_KLINE_TIME = Date.UTC(2017, 6, 1);

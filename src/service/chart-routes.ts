@@ -11,7 +11,9 @@
  *                                            and on each candle close; `: ping` heartbeats
  * ```
  *
- * Longer periods (1h, 4h, 1d) need more time than the ring's LENGTH candles of BAR cover. Bars
+ * A period the rule keeps as a derived ring (INTERVALS) is read from that ring: LENGTH bars of the
+ * period, kept current from the BAR stream, nothing aggregated per request. For the other periods:
+ * longer periods (1h, 4h, 1d) need more time than the ring's LENGTH candles of BAR cover. Bars
  * older than the ring's oldest candle then come from the daily files of CANDLE_DIR: consecutive
  * local days going back from the one holding the candle just before the ring's oldest, as far as
  * `limit` bars (plus indicator warm-up) need, at most `maxHistoryDays` (default 30) days, and
@@ -39,7 +41,7 @@ import { bollinger, rsi, sma } from '../analysis/indicators.js';
 import type { CandleServer } from '../candle-server.js';
 import { InvalidArgumentError } from '../errors.js';
 import { intervalMs, openTimeOf } from '../binance/intervals.js';
-import type { KlineValues, RawKline } from '../binance/kline.js';
+import { COL, type KlineValues, type RawKline } from '../binance/kline.js';
 import type { Interval } from '../binance/markets.js';
 import { readDailyFile } from '../files/daily-file.js';
 import { addDays, dailyFilePath, localDayBounds, localDayOf } from '../files/daily-layout.js';
@@ -256,10 +258,18 @@ class ChartService {
     const oldest = view.oldestOpenTime as number;
     const wanted = limit + WARMUP_BARS;
     const wantFrom = openTimeOf(period, newest) - (wanted - 1) * periodMs;
-    const recent = aggregate(view, bar, period, { from: wantFrom });
-    const history = oldest > wantFrom ? await this.#historyBars(symbol, period, oldest, wantFrom) : [];
-    const all = concatBars(history, recent).slice(-wanted);
-    const historyBars = all.filter((b) => b.openTime + periodMs <= openTimeOf(period, oldest)).length;
+    let all: Bar[];
+    let historyBars = 0;
+    const derived = this.#derivedView(symbol, period);
+    if (derived !== undefined) {
+      // A derived ring (INTERVALS) holds LENGTH bars of the period already: nothing to aggregate.
+      all = barsOf(derived, Math.max(0, derived.length - wanted));
+    } else {
+      const recent = aggregate(view, bar, period, { from: wantFrom });
+      const history = oldest > wantFrom ? await this.#historyBars(symbol, period, oldest, wantFrom) : [];
+      all = concatBars(history, recent).slice(-wanted);
+      historyBars = all.filter((b) => b.openTime + periodMs <= openTimeOf(period, oldest)).length;
+    }
     const closes = all.map((b) => b.close);
     const bands = bollinger(closes, 20, 2);
     const reply: ChartCandlesReply = {
@@ -328,8 +338,10 @@ class ChartService {
     send();
   }
 
-  /** The previous and the forming bar of `period`, from the ring's tail. */
+  /** The previous and the forming bar of `period`, from the derived ring or the ring's tail. */
   #liveBars(symbol: string, period: ChartPeriod): ChartBar[] {
+    const derived = this.#derivedView(symbol, period);
+    if (derived !== undefined) return barsOf(derived, Math.max(0, derived.length - 2)).map(toChartBar);
     const view = this.#view(symbol);
     const newest = view.newestOpenTime;
     if (newest === undefined) return [];
@@ -339,6 +351,13 @@ class ChartService {
 
   #view(symbol: string): CandleView {
     return this.#server.getCandleSecurity(symbol, ANY_AGE_SECONDS);
+  }
+
+  /** The derived ring of `period` when the rule keeps one (INTERVALS) and it has bars; else undefined. */
+  #derivedView(symbol: string, period: ChartPeriod): CandleView | undefined {
+    if (!this.#server.rule.INTERVALS.includes(period)) return undefined;
+    const view = this.#server.getCandleSecurity(symbol, ANY_AGE_SECONDS, { interval: period });
+    return view.isEmpty ? undefined : view;
   }
 
   #status(symbol: string): ChartStatus {
@@ -448,6 +467,28 @@ class ChartService {
     sendError(res, 404, `symbol ${symbol} is not followed by this ${this.#server.market} server; expected one of GET /symbols`, { symbol });
     return false;
   }
+}
+
+/** The rows of `view` from row `from` on, as bars (one candle each). */
+function barsOf(view: CandleView, from: number): Bar[] {
+  const bars: Bar[] = [];
+  for (let r = from; r < view.length; r += 1) {
+    bars.push({
+      openTime: view.get(r, COL.openTime),
+      open: view.get(r, COL.open),
+      high: view.get(r, COL.high),
+      low: view.get(r, COL.low),
+      close: view.get(r, COL.close),
+      volume: view.get(r, COL.volume),
+      closeTime: view.get(r, COL.closeTime),
+      quoteVolume: view.get(r, COL.quoteVolume),
+      trades: view.get(r, COL.trades),
+      takerBuyBase: view.get(r, COL.takerBuyBase),
+      takerBuyQuote: view.get(r, COL.takerBuyQuote),
+      candles: 1,
+    });
+  }
+  return bars;
 }
 
 function toChartBar(bar: Bar): ChartBar {

@@ -5,9 +5,11 @@
  * ```
  * GET /health?securitySeconds=180      200 {status:'ok', symbols}  |  503 {status:'starting'|'degraded', reasons}
  * GET /metrics                         Prometheus text (see metrics.ts)
- * GET /symbols?securitySeconds=180     {market, bar, symbols:[{symbol, state, rows, newestOpenTime, newestAgeMs}]}
- * GET /candles/:symbol?limit=&securitySeconds=&format=json|csv
- *                                      {symbol, market, bar, columns, rows:[[12 numbers], ...]} oldest first
+ * GET /symbols?securitySeconds=180&interval=
+ *                                      {market, bar, interval, intervals, symbols:[{symbol, state, rows, newestOpenTime, newestAgeMs}]}
+ * GET /candles/:symbol?limit=&securitySeconds=&interval=&format=json|csv
+ *                                      {symbol, market, bar, interval, columns, rows:[[12 numbers], ...]} oldest first
+ *                                      (interval: BAR, the default, or one of the rule's INTERVALS)
  * ```
  *
  * Every error is JSON `{ error }` saying what was received and what was expected: 400 for bad
@@ -30,6 +32,7 @@ import type { AddressInfo } from 'node:net';
 import type { CandleServer, SymbolStatus } from '../candle-server.js';
 import { CandleServerError, InvalidArgumentError } from '../errors.js';
 import { KLINE_COLUMNS } from '../binance/kline.js';
+import type { Interval } from '../binance/markets.js';
 import { silentLogger, type Logger } from '../log.js';
 import type { CandleView } from '../store/candle-view.js';
 import { assertSymbol } from '../binance/symbols.js';
@@ -317,11 +320,12 @@ class ApiHandler {
   }
 
   #symbols(url: URL): Reply {
-    const query = readQuery(url, ['securitySeconds']);
+    const query = readQuery(url, ['securitySeconds', 'interval']);
     const securitySeconds = parseSecuritySeconds(query.get('securitySeconds'));
     const server = this.#server;
+    const interval = parseInterval(server, query.get('interval'));
     const symbols = server.symbols().map((symbol) => {
-      const status = server.status(symbol, securitySeconds);
+      const status = server.status(symbol, securitySeconds, { interval });
       return {
         symbol,
         state: status.state,
@@ -330,7 +334,10 @@ class ApiHandler {
         newestAgeMs: status.newestAgeMs ?? null,
       };
     });
-    return { status: 200, body: { market: server.market, bar: server.rule.BAR, securitySeconds, symbols } };
+    return {
+      status: 200,
+      body: { market: server.market, bar: server.rule.BAR, interval, intervals: server.intervals, securitySeconds, symbols },
+    };
   }
 
   #candles(url: URL): Reply {
@@ -352,7 +359,8 @@ class ApiHandler {
       );
     }
     const symbol = assertSymbol(decoded, 'symbol');
-    const query = readQuery(url, ['limit', 'securitySeconds', 'format']);
+    const query = readQuery(url, ['limit', 'securitySeconds', 'format', 'interval']);
+    const interval = parseInterval(server, query.get('interval'));
     const limitText = query.get('limit');
     let limit = length;
     if (limitText !== undefined) {
@@ -366,9 +374,9 @@ class ApiHandler {
       throw new InvalidArgumentError(`format ${JSON.stringify(format)} is invalid; expected json or csv`);
 
     // The view is read synchronously below, before anything can change the ring.
-    const view = server.getCandleSecurity(symbol, securitySeconds);
+    const view = server.getCandleSecurity(symbol, securitySeconds, { interval });
     if (view.isEmpty) {
-      const status = server.status(symbol, securitySeconds);
+      const status = server.status(symbol, securitySeconds, { interval });
       if (status.state === 'unknown') {
         return {
           status: 404,
@@ -385,7 +393,7 @@ class ApiHandler {
       const lines = [KLINE_COLUMNS.join(','), ...rows.map((row) => row.join(','))];
       return { status: 200, body: undefined, text: { contentType: 'text/csv; charset=utf-8', content: `${lines.join('\n')}\n` } };
     }
-    return { status: 200, body: { symbol, market: server.market, bar: server.rule.BAR, columns: KLINE_COLUMNS, rows } };
+    return { status: 200, body: { symbol, market: server.market, bar: server.rule.BAR, interval, columns: KLINE_COLUMNS, rows } };
   }
 }
 
@@ -417,6 +425,18 @@ export function readQuery(url: URL, allowed: readonly string[]): Map<string, str
     values.set(name, value);
   }
   return values;
+}
+
+/** BAR when absent; else one of the intervals the server keeps (InvalidArgumentError, a 400, otherwise). */
+function parseInterval(server: CandleServer, text: string | undefined): Interval {
+  if (text === undefined) return server.rule.BAR;
+  const interval = server.intervals.find((kept) => kept === text);
+  if (interval === undefined) {
+    throw new InvalidArgumentError(
+      `interval ${JSON.stringify(text)} is not kept by this server; expected one of ${server.intervals.join(', ')} (BAR and INTERVALS)`,
+    );
+  }
+  return interval;
 }
 
 function parseSecuritySeconds(text: string | undefined): number {

@@ -255,6 +255,17 @@ export function collectMetrics(server: CandleServer, options: CollectMetricsOpti
     states.set(state, (states.get(state) ?? 0) + 1);
   }
 
+  // Derived rings (INTERVALS), by interval and state.
+  const derivedStates: MetricSample[] = [];
+  for (const interval of server.intervals.slice(1)) {
+    const counts = new Map<SymbolState, number>(STATES.map((state) => [state, 0]));
+    for (const symbol of symbols) {
+      const state = server.status(symbol, options.securitySeconds ?? 180, { interval }).state;
+      counts.set(state, (counts.get(state) ?? 0) + 1);
+    }
+    for (const [state, value] of counts) derivedStates.push({ labels: { ...market, interval, state }, value });
+  }
+
   const bannedUntil = stats.weight.bannedUntil;
   const streams = stats.streams ?? { connections: 0, reconnects: 0, messages: 0, malformed: 0 };
   const loop = options.eventLoop?.read();
@@ -309,6 +320,13 @@ export function collectMetrics(server: CandleServer, options: CollectMetricsOpti
       type: 'gauge',
       samples: [...states].map(([state, value]) => ({ labels: { ...market, state }, value })),
     },
+    {
+      name: 'candle_server_derived_symbol_states',
+      help: 'Symbols by state in each derived interval (INTERVALS); warming until the interval is seeded.',
+      type: 'gauge',
+      samples: derivedStates,
+    },
+    counter('derived_seeds', 'Derived rings seeded (at start, and after the base ring lost candles they needed).', stats.sync.derivedSeeds),
     counter('gaps_found', 'Holes found in the candles (disconnects, skipped candles).', stats.sync.gapsFound),
     counter('gaps_repaired', 'Holes filled over REST.', stats.sync.gapsRepaired),
     counter('overdue_fetches', 'Closes fetched over REST because the stream missed their boundary deadline.', stats.sync.overdueFetches),

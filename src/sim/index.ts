@@ -30,6 +30,6 @@ export {
 export { SimStats, WeightLedger, type WeightLedgerOptions, type WeightVerdict } from './weights.js';
 export { ArchiveRoutes, archiveCsv, type ArchiveFile, type ArchiveRoutesOptions } from './archive.js';
 export { RestRoutes, type RestRoutesOptions } from './rest.js';
-export { ReplaySeries, SUB_STEPS, type Bar, type OhlcvRow, type SymbolProfile } from './market-data.js';
+export { ReplaySeries, type OhlcvRow, type SymbolProfile } from './market-data.js';
 export { KlineStreamServer, type KlineStreamServerOptions, type KlineStreamStats } from './streams.js';
 export type { SimFaults, SimSymbol, SimSymbolStatus, SimWorld } from './types.js';

@@ -1,80 +1,81 @@
 /**
- * Deterministic candles for the simulated exchange, with random access: the candle at any open
- * time is computed directly from the seed, never by replaying history.
+ * Deterministic candles for the simulated exchange, with random access: any candle is computed
+ * from the seed, the symbol and its time alone, never by replaying history.
  *
- * The price is a sum of value-noise octaves over time (hashed knots, smooth interpolation), so
- * p(t) is a pure function of (seed, symbol, t). A candle of length D is built from SUB_STEPS
- * sub-steps of D / SUB_STEPS; at time `now` the forming candle aggregates the sub-steps that have
- * begun, and the last one ends exactly on the next open, so `close(n) === open(n + 1)`:
+ * The minute is the unit. Every minute is a row of integers: open, high, low and close in ticks,
+ * volume and taker volume in lots, quote and taker quote in units of 1e-8, trades. A candle of
+ * any interval folds the minutes inside it (KlineFold, exactly), and the forming candle also the
+ * seconds of the forming minute that have begun, the last of them up to its half-second steps
+ * begun (MinuteSeconds splits a minute into its 60 seconds exactly). So every interval aggregates
+ * the same seconds, as on Binance every interval aggregates the same trades:
  *
  * ```
- * open ──┬── s0 ── s1 ── ... ── s59 ──┬── next open
- *        t                            t + D
- *  p(t) = open          p(t + D) = close = next candle's open
+ * 1M, 1w, 3d, 1d             fold days          (recent days' folds are kept)
+ * 12h .. 1h                   fold hours         (recent hours' folds are kept)
+ * 30m, 15m, 5m, 3m, 1m        fold minutes       (a synthetic hour's 60 rows are built at once)
+ * forming minute, 1s          fold its seconds   (split from the minute's row)
+ * forming second              fold its halves    (a share of the second)
  * ```
  *
- * Replayed symbols play recorded 1m OHLCV rows instead (see `ReplaySeries`).
+ * Synthetic symbols: the price at each hour boundary is a sum of value-noise octaves over time
+ * (`priceAt`, rounded to the tick), so an hour's close is the next hour's open. Inside the hour
+ * the minute boundaries follow a random walk pinned to both ends (a bridge), each minute adds a
+ * hashed excursion above and below its open and close, and a hashed activity sets its lots,
+ * taker lots and trades; its quote amounts are lots x a price inside [low, high].
+ *
+ * Replayed symbols (`ReplaySeries`) take their minute rows from recorded 1m OHLCV rows instead.
  *
  * @example
  * ```ts
- * const profile = symbolProfile(1, 'SPOT', 'BTCUSDT');
- * const { bar } = syntheticBar(profile, openTime, openTime + 60_000, Date.now());
- * const row = formatBar(profile, openTime, openTime + 60_000, bar);
+ * const series = new SyntheticSeries(symbolProfile(1, 'SPOT', 'BTCUSDT'));
+ * const fold = new KlineFold(series.units.qtyDecimals);
+ * foldSpan(series, fold, openTime, openTime + 3_600_000); // the 1h candle
+ * formatKline(fold, series.units, openTime, openTime + 3_600_000 - 1);
  * ```
  */
-import type { KlineValues, RawKline } from '../binance/kline.js';
 import type { MarketType } from '../binance/markets.js';
+import { hash32 as importedHash32, hashString, mix32 as importedMix32, unit as importedUnit } from './hash.js';
+import {
+  KlineFold,
+  type KlineUnits,
+  QUOTE_DECIMALS,
+  ROW,
+  ROW_FIELDS,
+  mulDivFloor,
+  roundHalfUp,
+  writeRow as importedWriteRow,
+} from './kline-fold.js';
+import { MinuteSeconds, STEPS_PER_SECOND } from './minute-seconds.js';
 
-/** Sub-steps per candle: the granularity at which a forming candle grows. */
-export const SUB_STEPS = 60;
+// Imports used in the hot loops, read once: loaders that compile modules to CommonJS (tsx,
+// vitest) turn every use of an imported name into a getter call.
+const hash32 = importedHash32;
+const mix32 = importedMix32;
+const unit = importedUnit;
+const round = roundHalfUp;
+const writeRow = importedWriteRow;
+const MINUTE_FIELDS = ROW_FIELDS;
 
-const MINUTE = 60_000;
-
-/** A candle in numbers, before formatting into Binance's strings; the simulator grows it in place. */
-export type Bar = { -readonly [K in keyof KlineValues]: KlineValues[K] };
+const SECOND_MS = 1000;
+const STEP_MS = SECOND_MS / STEPS_PER_SECOND;
+const MINUTE_MS = 60_000;
+const HOUR_MS = 3_600_000;
+const DAY_MS = 86_400_000;
+const MINUTES_PER_HOUR = 60;
+const HOURS_PER_DAY = 24;
+// Amounts of one minute stay below this, so that folds of them stay exact (see KlineFold).
+const MAX_MINUTE_UNITS = 2 ** 50;
 
 /** How a symbol's numbers look: starting price, decimals, typical activity. */
-export interface SymbolProfile {
+export interface SymbolProfile extends KlineUnits {
   readonly market: MarketType;
   /** Hash of seed and symbol: the key of every noise lookup for this symbol. */
   readonly key: number;
   readonly basePrice: number;
-  /** Decimals of the tick size (prices are rounded to these). */
-  readonly priceDecimals: number;
-  /** Decimals shown in the strings (spot always shows 8). */
-  readonly priceDisplayDecimals: number;
-  readonly qtyDecimals: number;
-  readonly qtyDisplayDecimals: number;
   /** Typical base volume per minute (contracts on CM). */
   readonly volumePerMinute: number;
   /** CM only: USD value of one contract. */
   readonly contractSize: number;
-}
-
-/** 32-bit integer hash of up to four integers (murmur3-style finaliser over a mix). */
-export function hash32(a: number, b: number, c = 0, d = 0): number {
-  let h = Math.imul(a ^ 0x9e3779b9, 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13) ^ b, 0xc2b2ae35);
-  h = Math.imul(h ^ (h >>> 16) ^ c, 0x27d4eb2f);
-  h = Math.imul(h ^ (h >>> 15) ^ d, 0x165667b1);
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
-
-/** Hash of a string (FNV-1a), to key symbols. */
-export function hashString(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i += 1) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-  return h >>> 0;
-}
-
-/** Uniform in [0, 1) from a hash. */
-function unit(h: number): number {
-  return h / 4294967296;
 }
 
 /** Hash of a (possibly > 2^32) integer index under a key. */
@@ -82,14 +83,14 @@ function hashIndex(key: number, salt: number, index: number): number {
   return hash32(key, salt, index >>> 0, Math.floor(index / 4294967296));
 }
 
-// Octaves of the log-price noise: period (ms) and amplitude (log units).
+// Octaves of the log-price noise: period (ms) and amplitude (log units). The price is read on
+// hour boundaries only (the minutes walk between them), where the hourly octave is one hashed
+// value per hour.
 const OCTAVES: ReadonlyArray<readonly [period: number, amplitude: number]> = [
-  [5_000, 0.0004],
-  [60_000, 0.0012],
-  [15 * MINUTE, 0.003],
-  [4 * 60 * MINUTE, 0.012],
-  [3 * 1440 * MINUTE, 0.045],
-  [60 * 1440 * MINUTE, 0.22],
+  [HOUR_MS, 0.004],
+  [4 * HOUR_MS, 0.012],
+  [72 * HOUR_MS, 0.045],
+  [1440 * HOUR_MS, 0.22],
 ];
 
 function valueNoise(key: number, salt: number, x: number): number {
@@ -145,248 +146,372 @@ function knownPrice(symbol: string): number | undefined {
   return undefined;
 }
 
-/** Number of sub-steps of a candle [openTime, nextOpen) that have begun at `now` (0..SUB_STEPS). */
-export function elapsedSubSteps(openTime: number, nextOpen: number, now: number): number {
-  if (now < openTime) return 0;
-  const step = (nextOpen - openTime) / SUB_STEPS;
-  return Math.min(SUB_STEPS, Math.floor((now - openTime) / step) + 1);
-}
-
-/** An empty bar at `price`: what a candle looks like before any sub-step, or with no trades. */
-export function flatBar(price: number): Bar {
-  return { open: price, high: price, low: price, close: price, volume: 0, quoteVolume: 0, trades: 0, takerBuyBase: 0, takerBuyQuote: 0 };
-}
-
-/** A synthetic candle part-way through its sub-steps, so that a forming candle can be extended. */
-export interface SyntheticProgress {
-  readonly steps: number;
-  readonly bar: Bar;
-  // Volumes are summed in whole lots so that extending step by step gives the same strings.
-  readonly volumeLots: number;
-  readonly takerLots: number;
+/**
+ * Where a symbol's minutes come from: a synthetic path or a replay. Minute and hour indexes
+ * count from the epoch (epoch ms / 60 000, / 3 600 000).
+ */
+export interface MinuteSource {
+  readonly units: KlineUnits;
+  /** The 60 minute rows of an hour (see ROW); read it before the next call. */
+  hourMinutes(hour: number): Float64Array;
+  /** The 60 minutes of an hour folded. Do not change it. */
+  hourFold(hour: number): KlineFold;
+  /** The 24 hours of a UTC day (epoch ms / 86 400 000) folded. Do not change it. */
+  dayFold(day: number): KlineFold;
+  /** A minute split into its seconds; read it before the next call. */
+  seconds(minute: number): MinuteSeconds;
 }
 
 /**
- * The synthetic candle [openTime, nextOpen) as it stands at `now`. Prices are rounded to the
- * symbol's tick before aggregating, so the strings of open and the previous close are identical.
- * Pass the `progress` of an earlier call on the same candle to compute only the new sub-steps.
+ * Folds [from, to) of `source` into `fold`, `from` on a whole second and `to` on a whole step:
+ * whole days and hours from their folds, whole minutes from their rows, the seconds of a minute
+ * cut by `from` or `to` from its split, and the steps of a second cut by `to`.
+ *
+ * @example
+ * ```ts
+ * foldSpan(series, fold, minuteOpen, Math.floor(now / 500) * 500 + 500); // the forming minute
+ * ```
  */
-export function syntheticBar(
-  profile: SymbolProfile,
-  openTime: number,
-  nextOpen: number,
-  now: number,
-  progress?: SyntheticProgress,
-): SyntheticProgress {
-  const tick = 10 ** profile.priceDecimals;
-  const lot = 10 ** profile.qtyDecimals;
-  const round = (p: number) => Math.round(p * tick) / tick;
-  const steps = elapsedSubSteps(openTime, nextOpen, now);
-  const bar = progress === undefined ? flatBar(round(priceAt(profile, openTime))) : { ...progress.bar };
-  const span = nextOpen - openTime;
-  const step = span / SUB_STEPS;
-  const minutes = span / MINUTE;
-  const volumePerStep = (profile.volumePerMinute * minutes) / SUB_STEPS;
-  let volumeLots = progress?.volumeLots ?? 0;
-  let takerLots = progress?.takerLots ?? 0;
-  for (let k = progress?.steps ?? 0; k < steps; k += 1) {
-    const end = k === SUB_STEPS - 1 ? nextOpen : openTime + (k + 1) * step;
-    const price = round(priceAt(profile, end));
-    const h = hash32(profile.key, 97, Math.floor(end) >>> 0, Math.floor(end / 4294967296));
-    // About one sub-step in twenty has no trades: quiet moments exist on every exchange.
-    const activity = unit(h) < 0.05 ? 0 : 0.2 + 1.8 * unit(hash32(h, 1)) ** 2;
-    const lots = Math.round(volumePerStep * activity * lot);
-    const takerLotsStep = Math.round(lots * (0.3 + 0.4 * unit(hash32(h, 2))));
-    if (price > bar.high) bar.high = price;
-    if (price < bar.low) bar.low = price;
-    bar.close = price;
-    if (lots > 0) {
-      volumeLots += lots;
-      takerLots += takerLotsStep;
-      const amount = lots / lot;
-      const taker = takerLotsStep / lot;
-      bar.quoteVolume += profile.market === 'CM' ? (amount * profile.contractSize) / price : amount * price;
-      bar.takerBuyQuote += profile.market === 'CM' ? (taker * profile.contractSize) / price : taker * price;
-      bar.trades += Math.max(1, Math.floor(activity * 15 * minutes + unit(hash32(h, 3))));
+export function foldSpan(source: MinuteSource, fold: KlineFold, from: number, to: number): void {
+  let t = from;
+  while (t < to) {
+    if (to - t < SECOND_MS) {
+      const minute = Math.floor(t / MINUTE_MS);
+      source.seconds(minute).foldPartSecond(fold, (t - minute * MINUTE_MS) / SECOND_MS, (to - t) / STEP_MS);
+      t = to;
+    } else if (t % MINUTE_MS !== 0 || to - t < MINUTE_MS) {
+      const minute = Math.floor(t / MINUTE_MS);
+      const start = minute * MINUTE_MS;
+      const end = Math.min(Math.floor(to / SECOND_MS) * SECOND_MS, start + MINUTE_MS);
+      source.seconds(minute).foldInto(fold, (t - start) / SECOND_MS, (end - start) / SECOND_MS);
+      t = end;
+    } else if (t % DAY_MS === 0 && to - t >= DAY_MS) {
+      fold.addFold(source.dayFold(t / DAY_MS));
+      t += DAY_MS;
+    } else if (t % HOUR_MS === 0 && to - t >= HOUR_MS) {
+      fold.addFold(source.hourFold(t / HOUR_MS));
+      t += HOUR_MS;
+    } else {
+      const hour = Math.floor(t / HOUR_MS);
+      const rows = source.hourMinutes(hour);
+      const end = Math.min(to - ((to - t) % MINUTE_MS), (hour + 1) * HOUR_MS);
+      for (let i = ((t - hour * HOUR_MS) / MINUTE_MS) * MINUTE_FIELDS; t < end; t += MINUTE_MS, i += MINUTE_FIELDS) {
+        fold.addRow(rows, i);
+      }
     }
   }
-  bar.volume = volumeLots / lot;
-  bar.takerBuyBase = takerLots / lot;
-  return { steps, bar, volumeLots, takerLots };
 }
 
-/** Formats a bar as Binance's 12-value kline row with the symbol's decimals. */
-export function formatBar(
-  profile: Pick<SymbolProfile, 'priceDisplayDecimals' | 'qtyDisplayDecimals'>,
-  openTime: number,
-  nextOpen: number,
-  bar: Bar,
-): RawKline {
-  const p = profile.priceDisplayDecimals;
-  const q = profile.qtyDisplayDecimals;
-  return [
-    openTime,
-    bar.open.toFixed(p),
-    bar.high.toFixed(p),
-    bar.low.toFixed(p),
-    bar.close.toFixed(p),
-    bar.volume.toFixed(q),
-    nextOpen - 1,
-    bar.quoteVolume.toFixed(8),
-    bar.trades,
-    bar.takerBuyBase.toFixed(q),
-    bar.takerBuyQuote.toFixed(8),
-    '0',
-  ];
+/** The 60 rows of an hour folded. */
+function foldHour(units: KlineUnits, rows: Float64Array): KlineFold {
+  const fold = new KlineFold(units.qtyDecimals);
+  for (let i = 0; i < MINUTES_PER_HOUR * MINUTE_FIELDS; i += MINUTE_FIELDS) fold.addRow(rows, i);
+  return fold;
 }
 
-/** Adds `next` (a later candle) into `into`, as a longer interval aggregates shorter ones. */
-export function mergeBar(into: Bar | undefined, next: Bar): Bar {
-  if (into === undefined) return { ...next };
-  into.high = Math.max(into.high, next.high);
-  into.low = Math.min(into.low, next.low);
-  into.close = next.close;
-  into.volume += next.volume;
-  into.quoteVolume += next.quoteVolume;
-  into.trades += next.trades;
-  into.takerBuyBase += next.takerBuyBase;
-  into.takerBuyQuote += next.takerBuyQuote;
-  return into;
+/** The 24 hours of `day` folded, each from `hourFold`. */
+function foldDay(units: KlineUnits, day: number, hourFold: (hour: number) => KlineFold): KlineFold {
+  const fold = new KlineFold(units.qtyDecimals);
+  for (let hour = day * HOURS_PER_DAY; hour < (day + 1) * HOURS_PER_DAY; hour += 1) fold.addFold(hourFold(hour));
+  return fold;
+}
+
+/** Keeps `value` under `key`, forgetting the oldest entry once `map` holds `limit`. */
+function remember<V>(map: Map<number, V>, key: number, value: V, limit: number): V {
+  if (map.size >= limit) map.delete(map.keys().next().value as number);
+  map.set(key, value);
+  return value;
+}
+
+// What a synthetic symbol keeps: hour rows for a page of minutes crossing hours, and the folds
+// a forming month needs again at every push (its days, and the hours of its last day).
+const TABLES_KEPT = 3;
+const HOUR_FOLDS_KEPT = 48;
+const DAY_FOLDS_KEPT = 64;
+// Scratch space shared by all synthetic symbols (rows for an hour only folded, the walk).
+const scratchRows = new Float64Array(MINUTES_PER_HOUR * MINUTE_FIELDS);
+const scratchWalk = new Float64Array(MINUTES_PER_HOUR + 1);
+
+/**
+ * The minutes of a synthetic symbol (see the file header), built an hour at a time.
+ *
+ * @example
+ * ```ts
+ * const series = new SyntheticSeries(symbolProfile(1, 'UM', 'BTCUSDT'));
+ * series.hourFold(Math.floor(Date.now() / 3_600_000) - 1); // the last closed hour
+ * ```
+ */
+export class SyntheticSeries implements MinuteSource {
+  readonly units: KlineUnits;
+  readonly #profile: SymbolProfile;
+  // Ticks per unit of price, lots per minute on average, trades per minute on average.
+  readonly #tickScale: number;
+  readonly #lotsPerMinute: number;
+  readonly #tradesPerMinute: number;
+  // Quote units per lot x tick (lots x price), or per lot / tick (CM: lots x contract size / price).
+  readonly #quoteFactor: number;
+  readonly #isInverse: boolean;
+  // Seeds of the per-minute hashes: the walk, the shape (excursions), the flow (volume, taker).
+  readonly #walkSeed: number;
+  readonly #shapeSeed: number;
+  readonly #flowSeed: number;
+  readonly #tables = new Map<number, Float64Array>();
+  readonly #hourFolds = new Map<number, KlineFold>();
+  readonly #dayFolds = new Map<number, KlineFold>();
+  // Created on first use: most symbols of a large world never need their seconds.
+  #seconds: MinuteSeconds | undefined;
+
+  constructor(profile: SymbolProfile) {
+    this.#profile = profile;
+    this.units = profile;
+    this.#tickScale = 10 ** profile.priceDecimals;
+    this.#lotsPerMinute = profile.volumePerMinute * 10 ** profile.qtyDecimals;
+    this.#tradesPerMinute = 300 + 800 * unit(hash32(profile.key, 13));
+    this.#walkSeed = hash32(profile.key, 0x402);
+    this.#shapeSeed = hash32(profile.key, 0x403);
+    this.#flowSeed = hash32(profile.key, 0x404);
+    this.#isInverse = profile.market === 'CM';
+    this.#quoteFactor = this.#isInverse
+      ? profile.contractSize * 10 ** QUOTE_DECIMALS * this.#tickScale
+      : 10 ** (QUOTE_DECIMALS - profile.qtyDecimals - profile.priceDecimals);
+  }
+
+  hourMinutes(hour: number): Float64Array {
+    const rows = this.#tables.get(hour);
+    if (rows !== undefined) return rows;
+    const built = new Float64Array(MINUTES_PER_HOUR * MINUTE_FIELDS);
+    this.#fill(hour, built);
+    return remember(this.#tables, hour, built, TABLES_KEPT);
+  }
+
+  hourFold(hour: number): KlineFold {
+    return this.#hourFolds.get(hour) ?? remember(this.#hourFolds, hour, this.#foldHour(hour), HOUR_FOLDS_KEPT);
+  }
+
+  dayFold(day: number): KlineFold {
+    const kept = this.#dayFolds.get(day);
+    if (kept !== undefined) return kept;
+    // Hours already folded are reused; the others are folded without being kept.
+    const fold = foldDay(this.units, day, (hour) => this.#hourFolds.get(hour) ?? this.#foldHour(hour));
+    return remember(this.#dayFolds, day, fold, DAY_FOLDS_KEPT);
+  }
+
+  #foldHour(hour: number): KlineFold {
+    let rows = this.#tables.get(hour);
+    if (rows === undefined) {
+      rows = scratchRows;
+      this.#fill(hour, rows);
+    }
+    return foldHour(this.units, rows);
+  }
+
+  seconds(minute: number): MinuteSeconds {
+    this.#seconds ??= new MinuteSeconds();
+    if (this.#seconds.minute !== minute) {
+      const rows = this.hourMinutes(Math.floor(minute / MINUTES_PER_HOUR));
+      const offset = (minute - Math.floor(minute / MINUTES_PER_HOUR) * MINUTES_PER_HOUR) * MINUTE_FIELDS;
+      this.#seconds.fill(this.#profile.key, minute, rows, offset, this.#profile.market === 'CM');
+    }
+    return this.#seconds;
+  }
+
+  #ticksAt(t: number): number {
+    return Math.max(1, round(priceAt(this.#profile, t) * this.#tickScale));
+  }
+
+  /** Quote units (1e-8) of `lots` at `ticks`: lots x price, or lots x contract size / price on CM. */
+  #quote(lots: number, ticks: number): number {
+    return Math.min(MAX_MINUTE_UNITS, Math.floor(this.#isInverse ? (lots * this.#quoteFactor) / ticks : lots * ticks * this.#quoteFactor));
+  }
+
+  /** Writes the 60 minute rows of `hour` into `rows`. */
+  #fill(hour: number, rows: Float64Array): void {
+    const open = this.#ticksAt(hour * HOUR_MS);
+    const close = this.#ticksAt((hour + 1) * HOUR_MS);
+    const hourHash = hash32(this.#profile.key, 0x401, hour);
+    // Typical move per minute (ticks) and trading activity, both varying from hour to hour.
+    const sigma = ((open + close) / 2) * (0.00025 + 0.0006 * unit(hourHash));
+    const perSigma = 1 / sigma;
+    const lotsPerMinute = this.#lotsPerMinute * (0.6 + 0.8 * unit(mix32(hourHash, 1)));
+    const tradesPerMinute = this.#tradesPerMinute * (lotsPerMinute / this.#lotsPerMinute);
+    const first = hour * MINUTES_PER_HOUR;
+    // A walk of steps with unit variance (three uniforms summed), pinned below to both ends.
+    const walkSeed = this.#walkSeed;
+    const walk = scratchWalk;
+    walk[0] = 0;
+    for (let j = 0; j < MINUTES_PER_HOUR; j += 1) {
+      const h = mix32(walkSeed, first + j);
+      walk[j + 1] = (walk[j] as number) + ((h & 1023) + ((h >>> 10) & 1023) + ((h >>> 20) & 1023)) / 511.5 - 3;
+    }
+    const driftPerMinute = (walk[MINUTES_PER_HOUR] as number) / MINUTES_PER_HOUR;
+    const trendPerMinute = (close - open) / MINUTES_PER_HOUR;
+    const shapeSeed = this.#shapeSeed;
+    const flowSeed = this.#flowSeed;
+    let o = open;
+    for (let j = 0, i = 0; j < MINUTES_PER_HOUR; j += 1, i += MINUTE_FIELDS) {
+      const k = j + 1;
+      const c =
+        k === MINUTES_PER_HOUR ? close : Math.max(1, round(open + trendPerMinute * k + sigma * ((walk[k] as number) - driftPerMinute * k)));
+      const shape = mix32(shapeSeed, first + j);
+      const up = (shape & 0xffff) / 0x10000;
+      const down = (shape >>> 16) / 0x10000;
+      const high = (o > c ? o : c) + Math.floor(sigma * 1.2 * up * up);
+      const low = Math.max(1, (o < c ? o : c) - Math.floor(sigma * 1.2 * down * down));
+      // The time-average of the seconds' path (open -> extremes -> close): where trades happen.
+      const vwap = round((o + c + 2 * high + 2 * low) / 6);
+      const flow = mix32(flowSeed, first + j);
+      const burst = (flow & 0xffff) / 0x10000;
+      const move = Math.abs(c - o) * perSigma;
+      // About one minute in fifty trades three times as much.
+      const activity = (0.25 + 1.5 * burst * burst) * (1 + 0.5 * (move < 2 ? move : 2)) * (flow >>> 24 < 5 ? 3 : 1);
+      const volume = Math.min(MAX_MINUTE_UNITS, Math.max(1, round(lotsPerMinute * activity)));
+      const trades = Math.min(volume, Math.max(1, round(tradesPerMinute * activity)));
+      const taker = Math.floor(volume * (0.3 + (0.4 * ((flow >>> 16) & 0xff)) / 256 + (c > o ? 0.05 : c < o ? -0.05 : 0)));
+      writeRow(rows, i, o, high, low, c, volume, taker, this.#quote(volume, vwap), this.#quote(taker, vwap), trades);
+      o = c;
+    }
+  }
 }
 
 /** One recorded row: `[openTimeMs, open, high, low, close, volume]`. */
 export type OhlcvRow = [number, number, number, number, number, number];
 
+/** Recorded prices and volumes keep the source's 8 decimals whatever the market. */
+export const REPLAY_UNITS: KlineUnits = { priceDecimals: 8, priceDisplayDecimals: 8, qtyDecimals: 8, qtyDisplayDecimals: 8 };
+
+const REPLAY_SCALE = 10 ** 8;
+
 /**
  * Recorded 1m OHLCV rows re-based to start at `startTime`, with the minutes the source skipped
  * filled as zero-volume candles at the previous close (as Binance emits them). After the last row
- * the price stays flat with no volume.
- *
- * The forming minute walks a fixed path open → high → low → close (or open → low → high → close
- * on a rising minute) over SUB_STEPS sub-steps, so it converges to the recorded row at its close.
+ * the price stays flat with no volume. A closed minute is the recorded row itself; trades and
+ * the taker share are hashed, quote amounts are volume x a price inside [low, high]. Its seconds
+ * walk open -> high -> low -> close (or open -> low -> high -> close on a rising minute).
  *
  * @example
  * ```ts
  * const series = new ReplaySeries(rows, Date.parse('2024-01-01T00:00:00Z'));
- * series.minuteBar(Date.parse('2024-01-01T00:05:00Z'), Date.now());
+ * series.hourFold(Date.parse('2024-01-01T05:00:00Z') / 3_600_000); // the recorded 05:00 hour
  * ```
  */
-export class ReplaySeries {
+export class ReplaySeries implements MinuteSource {
   readonly startTime: number;
+  /** Minutes from the first recorded row to the last, skipped ones included. */
   readonly length: number;
-  // Dense per-minute columns: index i is the minute startTime + i * 60 s.
-  readonly #open: Float64Array;
-  readonly #high: Float64Array;
-  readonly #low: Float64Array;
-  readonly #close: Float64Array;
-  readonly #volume: Float64Array;
+  readonly units: KlineUnits = REPLAY_UNITS;
+  readonly #key: number;
+  readonly #firstHour: number;
+  // Rows of whole hours from the first hour of the replay: minutes around it are flat.
+  readonly #rows: Float64Array;
+  readonly #folds: KlineFold[];
+  // The hours before and after the recording: flat at its first open and its last close.
+  readonly #before: Float64Array;
+  readonly #after: Float64Array;
+  readonly #beforeFold: KlineFold;
+  readonly #afterFold: KlineFold;
+  #seconds: MinuteSeconds | undefined;
 
-  constructor(rows: readonly OhlcvRow[], startTime: number) {
+  constructor(rows: readonly OhlcvRow[], startTime: number, key = 0) {
     const first = rows[0];
     const last = rows[rows.length - 1];
     if (first === undefined || last === undefined) throw new RangeError('replay rows: expected at least one row, got none');
-    if (startTime % MINUTE !== 0) throw new RangeError(`replay startTime ${startTime} is not aligned to a minute`);
+    if (startTime % MINUTE_MS !== 0) throw new RangeError(`replay startTime ${startTime} is not aligned to a minute`);
     this.startTime = startTime;
-    const sourceStart = Math.floor(first[0] / MINUTE) * MINUTE;
-    this.length = Math.floor((last[0] - sourceStart) / MINUTE) + 1;
-    this.#open = new Float64Array(this.length).fill(Number.NaN);
-    this.#high = new Float64Array(this.length);
-    this.#low = new Float64Array(this.length);
-    this.#close = new Float64Array(this.length);
-    this.#volume = new Float64Array(this.length);
+    this.#key = key;
+    const sourceStart = Math.floor(first[0] / MINUTE_MS) * MINUTE_MS;
+    this.length = Math.floor((last[0] - sourceStart) / MINUTE_MS) + 1;
+    const firstMinute = startTime / MINUTE_MS;
+    this.#firstHour = Math.floor(firstMinute / MINUTES_PER_HOUR);
+    const hours = Math.ceil((firstMinute + this.length) / MINUTES_PER_HOUR) - this.#firstHour;
+    const lead = firstMinute - this.#firstHour * MINUTES_PER_HOUR;
+    this.#rows = new Float64Array(hours * MINUTES_PER_HOUR * MINUTE_FIELDS);
+    const recorded = new Uint8Array(this.length);
     for (const [time, open, high, low, close, volume] of rows) {
-      const i = Math.floor((time - sourceStart) / MINUTE);
+      const i = Math.floor((time - sourceStart) / MINUTE_MS);
       if (i < 0 || i >= this.length) throw new RangeError(`replay row at ${time} is not in time order`);
-      this.#open[i] = open;
-      this.#high[i] = Math.max(high, open, close);
-      this.#low[i] = Math.min(low, open, close);
-      this.#close[i] = close;
-      this.#volume[i] = volume;
+      recorded[i] = 1;
+      this.#record(lead + i, i, time, [open, Math.max(high, open, close), Math.min(low, open, close), close], volume);
     }
-    let previousClose = first[1];
+    // Around and between the recorded rows, minutes without trades at the price before them.
+    const firstOpen = toUnits(first[1]);
+    let previousClose = firstOpen;
+    for (let at = 0; at < lead; at += 1) setFlat(this.#rows, at, firstOpen);
     for (let i = 0; i < this.length; i += 1) {
-      if (Number.isNaN(this.#open[i])) {
-        this.#open[i] = this.#high[i] = this.#low[i] = this.#close[i] = previousClose;
-        this.#volume[i] = 0;
-      }
-      previousClose = this.#close[i] as number;
+      if (recorded[i] === 0) setFlat(this.#rows, lead + i, previousClose);
+      previousClose = this.#rows[(lead + i) * MINUTE_FIELDS + ROW.close] as number;
     }
+    for (let at = lead + this.length; at < hours * MINUTES_PER_HOUR; at += 1) setFlat(this.#rows, at, previousClose);
+    this.#before = flatHour(firstOpen);
+    this.#after = flatHour(previousClose);
+    this.#beforeFold = foldHour(this.units, this.#before);
+    this.#afterFold = foldHour(this.units, this.#after);
+    this.#folds = [];
+    for (let h = 0; h < hours; h += 1) this.#folds.push(foldHour(this.units, this.hourMinutes(this.#firstHour + h)));
   }
 
   /** Open time just after the last recorded minute. */
   get endTime(): number {
-    return this.startTime + this.length * MINUTE;
+    return this.startTime + this.length * MINUTE_MS;
   }
 
-  /** The price path of a minute: SUB_STEPS prices, the last being the close. */
-  #path(i: number): Float64Array {
-    const open = this.#open[i] as number;
-    const close = this.#close[i] as number;
-    const rising = close >= open;
-    const first = rising ? (this.#low[i] as number) : (this.#high[i] as number);
-    const second = rising ? (this.#high[i] as number) : (this.#low[i] as number);
-    const knots = [open, first, second, close];
-    const path = new Float64Array(SUB_STEPS);
-    const leg = SUB_STEPS / 3;
-    for (let k = 0; k < SUB_STEPS; k += 1) {
-      const x = (k + 1) / leg;
-      const j = Math.min(2, Math.floor(x - 1e-9));
-      const f = Math.min(1, x - j);
-      const a = knots[j] as number;
-      const b = knots[j + 1] as number;
-      path[k] = a + (b - a) * f;
+  hourMinutes(hour: number): Float64Array {
+    const h = hour - this.#firstHour;
+    const size = MINUTES_PER_HOUR * MINUTE_FIELDS;
+    if (h < 0) return this.#before;
+    if (h * size >= this.#rows.length) return this.#after;
+    return this.#rows.subarray(h * size, (h + 1) * size);
+  }
+
+  hourFold(hour: number): KlineFold {
+    const h = hour - this.#firstHour;
+    return h < 0 ? this.#beforeFold : (this.#folds[h] ?? this.#afterFold);
+  }
+
+  dayFold(day: number): KlineFold {
+    return foldDay(this.units, day, (hour) => this.hourFold(hour));
+  }
+
+  seconds(minute: number): MinuteSeconds {
+    this.#seconds ??= new MinuteSeconds();
+    if (this.#seconds.minute !== minute) {
+      const hour = Math.floor(minute / MINUTES_PER_HOUR);
+      this.#seconds.fill(this.#key, minute, this.hourMinutes(hour), (minute - hour * MINUTES_PER_HOUR) * MINUTE_FIELDS, false);
     }
-    return path;
+    return this.#seconds;
   }
 
-  /** The 1m candle opening at `openTime` as it stands at `now`; undefined before the replay starts. */
-  minuteBar(openTime: number, now: number): Bar | undefined {
-    const i = Math.floor((openTime - this.startTime) / MINUTE);
-    if (i < 0 || now < openTime) return undefined;
-    if (i >= this.length) return flatBar(this.#close[this.length - 1] as number);
-    return this.#partOfMinute(i, 0, elapsedSubSteps(openTime, openTime + MINUTE, now));
-  }
-
-  /** The 1s candle opening at `openTime`: one sub-step of its minute's path. */
-  secondBar(openTime: number, now: number): Bar | undefined {
-    const minuteOpen = Math.floor(openTime / MINUTE) * MINUTE;
-    const i = Math.floor((minuteOpen - this.startTime) / MINUTE);
-    if (i < 0 || now < openTime) return undefined;
-    if (i >= this.length) return flatBar(this.#close[this.length - 1] as number);
-    const k = Math.floor((openTime - minuteOpen) / 1000);
-    return this.#partOfMinute(i, k, k + 1);
-  }
-
-  // Sub-steps [from, to) of minute i, with volume spread evenly over the sub-steps.
-  #partOfMinute(i: number, from: number, to: number): Bar {
-    let bar: Bar;
-    if (from === 0 && to === SUB_STEPS) {
-      // The closed minute is the recorded row itself, not an approximation of it.
-      bar = flatBar(this.#open[i] as number);
-      bar.high = this.#high[i] as number;
-      bar.low = this.#low[i] as number;
-      bar.close = this.#close[i] as number;
-    } else {
-      const path = this.#path(i);
-      bar = flatBar(from === 0 ? (this.#open[i] as number) : (path[from - 1] as number));
-      for (let k = from; k < to; k += 1) {
-        const price = path[k] as number;
-        bar.high = Math.max(bar.high, price);
-        bar.low = Math.min(bar.low, price);
-        bar.close = price;
-      }
+  // Writes recorded row `index` (prices and volume as recorded) as padded row `at`.
+  #record(at: number, index: number, time: number, prices: readonly [number, number, number, number], volume: number): void {
+    const [open, high, low, close] = prices.map(toUnits) as [number, number, number, number];
+    const lots = toUnits(volume);
+    const h = hash32(this.#key, 0x501, index);
+    const taker = Math.floor(lots * (0.3 + (0.4 * ((h >>> 8) & 0xff)) / 256));
+    const vwap = round((open + close + 2 * high + 2 * low) / 6);
+    const quote = mulDivFloor(lots, vwap, REPLAY_SCALE);
+    if (lots > MAX_MINUTE_UNITS || quote > MAX_MINUTE_UNITS) {
+      throw new RangeError(
+        `replay row at ${time}: volume ${volume} is too large to keep exact (at most ${MAX_MINUTE_UNITS / REPLAY_SCALE})`,
+      );
     }
-    const volume = this.#volume[i] as number;
-    const share = (to - from) / SUB_STEPS;
-    bar.volume = volume * share;
-    if (volume > 0) {
-      const mid = ((this.#open[i] as number) + (this.#close[i] as number) + (this.#high[i] as number) + (this.#low[i] as number)) / 4;
-      bar.quoteVolume = bar.volume * mid;
-      const trades = 1 + (hash32(i, 5) % 30);
-      bar.trades = Math.round(trades * share);
-      bar.takerBuyBase = bar.volume / 2;
-      bar.takerBuyQuote = bar.quoteVolume / 2;
-    }
-    return bar;
+    const trades = lots > 0 ? Math.min(lots, 1 + (h % 30)) : 0;
+    writeRow(this.#rows, at * MINUTE_FIELDS, open, high, low, close, lots, taker, quote, mulDivFloor(taker, vwap, REPLAY_SCALE), trades);
   }
+}
+
+/** A recorded decimal (up to 8 places) in units of 1e-8. */
+function toUnits(value: number): number {
+  const whole = Math.floor(value);
+  return whole * REPLAY_SCALE + round((value - whole) * REPLAY_SCALE);
+}
+
+/** Makes row `at` a minute without trades at `price`. */
+function setFlat(rows: Float64Array, at: number, price: number): void {
+  writeRow(rows, at * MINUTE_FIELDS, price, price, price, price, 0, 0, 0, 0, 0);
+}
+
+/** An hour of minutes with no trades at `price`. */
+function flatHour(price: number): Float64Array {
+  const rows = new Float64Array(MINUTES_PER_HOUR * MINUTE_FIELDS);
+  for (let at = 0; at < MINUTES_PER_HOUR; at += 1) setFlat(rows, at, price);
+  return rows;
 }

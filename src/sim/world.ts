@@ -13,17 +13,16 @@ import type { RawKline } from '../binance/kline.js';
 import { nextOpenTime, openTimeOf } from '../binance/intervals.js';
 import { MARKETS, MARKET_TYPES, SYMBOL_PATTERN, type Interval, type MarketType } from '../binance/markets.js';
 import { InvalidArgumentError } from '../errors.js';
+import { KlineFold, formatKline } from './kline-fold.js';
+import { STEPS_PER_SECOND } from './minute-seconds.js';
 import {
-  type Bar,
+  type MinuteSource,
   type OhlcvRow,
   type SymbolProfile,
-  type SyntheticProgress,
   ReplaySeries,
-  elapsedSubSteps,
-  formatBar,
-  mergeBar,
+  SyntheticSeries,
+  foldSpan,
   symbolProfile,
-  syntheticBar,
 } from './market-data.js';
 import type { SimFaults, SimSymbol, SimSymbolStatus, SimWorld } from './types.js';
 
@@ -124,7 +123,8 @@ export function splitSymbol(market: MarketType, symbol: string): { baseAsset: st
 interface SymbolState {
   readonly info: SimSymbol;
   readonly profile: SymbolProfile;
-  replay?: ReplaySeries;
+  // Where its minutes come from: the synthetic path, or a replay.
+  series: MinuteSource;
   // True while the status was set by listing in the future, so it flips to TRADING by itself.
   awaitingListing: boolean;
 }
@@ -140,9 +140,9 @@ export class MarketWorld implements SimWorld {
   readonly #markets: Map<MarketType, Map<string, SymbolState>> = new Map();
   // Closed candles never change (unless history is rewritten by list/replay, which clears it).
   readonly #cache: Map<string, RawKline> = new Map();
-  // The forming synthetic candles so far: the streams ask for them several times a second, and
-  // only the sub-steps begun since the last ask need computing.
-  readonly #forming: Map<string, { openTime: number; progress: SyntheticProgress; row: RawKline }> = new Map();
+  // The last forming candle per symbol and interval: the streams ask several times a second,
+  // and it only changes when a new step (half a second) begins.
+  readonly #forming: Map<string, { openTime: number; end: number; row: RawKline }> = new Map();
 
   constructor(options: MarketWorldOptions = {}) {
     this.seed = options.seed ?? 1;
@@ -202,9 +202,11 @@ export class MarketWorld implements SimWorld {
     };
     if (market !== 'SPOT') info.contractType = spec.contractType ?? 'PERPETUAL';
     if (spec.delistedAt !== undefined) info.delistedAt = spec.delistedAt;
+    const profile = symbolProfile(this.seed, market, spec.symbol, spec.basePrice);
     states.set(spec.symbol, {
       info,
-      profile: symbolProfile(this.seed, market, spec.symbol, spec.basePrice),
+      profile,
+      series: new SyntheticSeries(profile),
       awaitingListing: spec.status === undefined && listedAt > now,
     });
     this.#forget(market, spec.symbol);
@@ -217,10 +219,14 @@ export class MarketWorld implements SimWorld {
     this.#forget(market, symbol);
   }
 
-  /** Suspends trading over [from, to): no candle opens inside the span. */
+  /**
+   * Suspends trading over [from, to): no second inside the span trades, so no candle opens inside
+   * it, and the candles around it fold only the seconds outside it.
+   */
   suspend(market: MarketType, symbol: string, from: number, to: number): void {
     if (!(to > from)) throw new InvalidArgumentError(`suspension needs from < to, got from ${from} and to ${to}`);
     this.#state(market, symbol).info.suspensions.push({ from, to });
+    this.#forget(market, symbol);
   }
 
   /** Sets the status exchangeInfo reports (candles are unaffected). */
@@ -240,7 +246,7 @@ export class MarketWorld implements SimWorld {
     } else {
       state.info.listedAt = startTime;
     }
-    state.replay = new ReplaySeries(replay.rows, startTime);
+    state.series = new ReplaySeries(replay.rows, startTime, state.profile.key);
     this.#forget(replay.market, replay.symbol);
   }
 
@@ -249,25 +255,34 @@ export class MarketWorld implements SimWorld {
     return this.#markets.get(market)?.get(symbol)?.profile;
   }
 
+  /**
+   * The candle opening at `openTime` as it stands at `now`: the fold of its seconds that trade
+   * (listed, not delisted, not suspended) and have begun by `now`; undefined when there is none.
+   */
   kline(market: MarketType, symbol: string, interval: Interval, openTime: number, now: number): RawKline | undefined {
     const state = this.#markets.get(market)?.get(symbol);
     if (state === undefined || !MARKETS[market].intervals.includes(interval) || openTime > now) return undefined;
     const nextOpen = nextOpenTime(interval, openTime);
-    if (!hasCandle(state.info, openTime, nextOpen)) return undefined;
     const isClosed = now >= nextOpen;
-    const key = isClosed ? `${market}|${symbol}|${interval}|${openTime}` : '';
+    const key = `${market}|${symbol}|${interval}${isClosed ? `|${openTime}` : ''}`;
+    // What has begun: all of it once closed, before that up to the step of a second holding `now`.
+    const end = isClosed ? nextOpen : Math.min(nextOpen, Math.floor(now / STEP) * STEP + STEP);
     if (isClosed) {
       const cached = this.#cache.get(key);
       if (cached !== undefined) return cached;
+    } else {
+      const last = this.#forming.get(key);
+      if (last !== undefined && last.openTime === openTime && last.end === end) return last.row;
     }
-    if (!isClosed && state.replay === undefined) return this.#formingSynthetic(state, interval, openTime, nextOpen, now);
-    const bar = this.#bar(state, interval, openTime, nextOpen, now);
-    if (bar === undefined) return undefined;
-    const decimals = state.replay === undefined ? state.profile : REPLAY_DECIMALS;
-    const row = formatBar(decimals, openTime, nextOpen, bar);
+    const fold = new KlineFold(state.series.units.qtyDecimals);
+    foldTrading(state, fold, openTime, end);
+    if (fold.isEmpty) return undefined;
+    const row = formatKline(fold, state.series.units, openTime, nextOpen - 1);
     if (isClosed) {
       if (this.#cache.size >= CACHE_LIMIT) this.#trimCache();
       this.#cache.set(key, row);
+    } else {
+      this.#forming.set(key, { openTime, end, row });
     }
     return row;
   }
@@ -302,32 +317,6 @@ export class MarketWorld implements SimWorld {
       if (row !== undefined) rows.push(row);
     }
     return rows;
-  }
-
-  #formingSynthetic(state: SymbolState, interval: Interval, openTime: number, nextOpen: number, now: number): RawKline {
-    const key = `${state.info.market}|${state.info.symbol}|${interval}`;
-    const last = this.#forming.get(key);
-    const earlier = last !== undefined && last.openTime === openTime ? last : undefined;
-    if (earlier !== undefined && earlier.progress.steps === elapsedSubSteps(openTime, nextOpen, now)) return earlier.row;
-    const progress = syntheticBar(state.profile, openTime, nextOpen, now, earlier?.progress);
-    const row = formatBar(state.profile, openTime, nextOpen, progress.bar);
-    this.#forming.set(key, { openTime, progress, row });
-    return row;
-  }
-
-  #bar(state: SymbolState, interval: Interval, openTime: number, nextOpen: number, now: number): Bar | undefined {
-    const replay = state.replay;
-    if (replay === undefined) return syntheticBar(state.profile, openTime, nextOpen, now).bar;
-    if (interval === '1s') return replay.secondBar(openTime, now);
-    if (interval === '1m') return replay.minuteBar(openTime, now);
-    // Longer intervals aggregate the replayed minutes; past the recording the price stays flat.
-    let bar: Bar | undefined;
-    const last = Math.min(nextOpen, now + 1, replay.endTime + 60_000);
-    for (let t = Math.max(openTime, replay.startTime); t < last; t += 60_000) {
-      const minute = replay.minuteBar(t, now);
-      if (minute !== undefined) bar = mergeBar(bar, minute);
-    }
-    return bar ?? replay.minuteBar(Math.max(openTime, replay.startTime), Math.max(now, replay.startTime));
   }
 
   #refresh(state: SymbolState, now: number): SimSymbol {
@@ -372,16 +361,38 @@ export class MarketWorld implements SimWorld {
   }
 }
 
-// Recorded prices keep the source's 8 decimals whatever the market.
-const REPLAY_DECIMALS = { priceDisplayDecimals: 8, qtyDisplayDecimals: 8 } as const;
+const SECOND = 1000;
+// Forming candles grow a step (half a second) at a time.
+const STEP = SECOND / STEPS_PER_SECOND;
 
 function previousOpen(interval: Interval, openTime: number): number {
   return openTimeOf(interval, openTime - 1);
 }
 
-/** Whether a symbol has a candle [openTime, nextOpen): listed, not delisted, not fully suspended. */
-function hasCandle(info: SimSymbol, openTime: number, nextOpen: number): boolean {
-  if (nextOpen <= info.listedAt) return false;
-  if (info.delistedAt !== undefined && openTime >= info.delistedAt) return false;
-  return !info.suspensions.some((s) => openTime >= s.from && nextOpen <= s.to);
+/**
+ * Folds the parts of [from, to) in which a symbol trades, `from` on a whole second: a second
+ * trades when it ends after the listing, starts before the delisting, and lies in no suspension.
+ */
+function foldTrading(state: SymbolState, fold: KlineFold, from: number, to: number): void {
+  const { info, series } = state;
+  const start = Math.max(from, Math.floor(info.listedAt / SECOND) * SECOND);
+  const end = info.delistedAt === undefined ? to : Math.min(to, Math.ceil(info.delistedAt / SECOND) * SECOND);
+  if (info.suspensions.length === 0) {
+    if (start < end) foldSpan(series, fold, start, end);
+    return;
+  }
+  let spans: Array<[number, number]> = start < end ? [[start, end]] : [];
+  for (const suspension of info.suspensions) {
+    const cutFrom = Math.ceil(suspension.from / SECOND) * SECOND;
+    const cutTo = Math.floor(suspension.to / SECOND) * SECOND;
+    if (cutFrom >= cutTo) continue;
+    spans = spans.flatMap(([a, b]): Array<[number, number]> => {
+      if (cutTo <= a || cutFrom >= b) return [[a, b]];
+      const kept: Array<[number, number]> = [];
+      if (a < cutFrom) kept.push([a, cutFrom]);
+      if (cutTo < b) kept.push([cutTo, b]);
+      return kept;
+    });
+  }
+  for (const [a, b] of spans) foldSpan(series, fold, a, b);
 }

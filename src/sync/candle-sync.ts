@@ -21,7 +21,7 @@ import { setImmediate as nextTurn } from 'node:timers/promises';
 import { closeTimeOf, openTimeOf, previousOpenTime } from '../binance/intervals.js';
 import { COL, type RawKline } from '../binance/kline.js';
 import { EIGHT_DECIMALS, type KlineFormats } from '../binance/kline-format.js';
-import { MARKETS, type Interval } from '../binance/markets.js';
+import { FIRST_KLINE_TIME, MARKETS, type Interval } from '../binance/markets.js';
 import { AbortedError, BannedError, ClosedError, InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { CandleRule } from '../rule.js';
@@ -106,6 +106,8 @@ export interface SyncExchange {
     readonly bannedUntil: number | undefined;
     /** Weight per window this process may spend. */
     readonly budget: number;
+    /** Weight spent in the current window. */
+    readonly usedWeight: number;
   };
   readonly rest: {
     klinesRange(
@@ -148,6 +150,8 @@ const WARM_IN_FLIGHT = { minimum: CONCURRENCY, maximum: REST_CONNECTIONS } as co
 const MIN_CLOCK_MARGIN_MS = 100;
 // Share of the budget the periodic sweep may plan for, leaving room for repairs and other users.
 const SWEEP_BUDGET_SHARE = 0.6;
+// Share of the budget derived rings may be seeded within: the rest stays with the live rings' repairs.
+const SEED_BUDGET_SHARE = 0.5;
 // The boundary watch wakes at least this often, so that a month-long bar never needs a longer timer.
 const MAX_BOUNDARY_SLEEP_MS = 60_000;
 
@@ -179,6 +183,8 @@ export class CandleSync {
   readonly #derived = new Map<string, DerivedSeries[]>();
   readonly #derivedMaps: ReadonlyMap<Interval, CandleMap>;
   readonly #derivedEvents = new Map<Interval, RuleEvents>();
+  // Symbols whose derived rings are being seeded right now.
+  readonly #seeding = new Set<string>();
   readonly #formats: KlineFormats | undefined;
 
   constructor(options: CandleSyncOptions) {
@@ -295,8 +301,10 @@ export class CandleSync {
     const tracked = this.#tracked.get(symbol);
     if (tracked === undefined) return;
     tracked.applyStream(values, isClosed, eventTime);
-    const derived = this.#derived.get(symbol);
-    if (derived !== undefined) for (const series of derived) series.follow(tracked, eventTime);
+    if (this.#derived.size > 0) {
+      const derived = this.#derived.get(symbol);
+      if (derived !== undefined) for (const series of derived) series.follow(tracked, eventTime);
+    }
     this.stats.streamUpdates += 1;
     // The clock offset is known to within half a round trip: a slightly negative age is noise.
     if (this.#latency !== undefined) this.#latency.record(Math.max(0, this.#localNow() + this.#exchange.clock.offsetMs - eventTime));
@@ -446,24 +454,58 @@ export class CandleSync {
       await this.#confirmFinal(tracked, signal);
       tracked.markReady();
     }
-    await this.#seedDerived(tracked, signal);
+  }
+
+  /**
+   * Seeds the derived rings (INTERVALS) of the ready symbols among `symbols` that do not follow
+   * their base yet: a second pass after the warm-up, at back-fill priority, a few symbols at a time
+   * and never past half the budget, so that repairs and overdue closes of the live rings keep their
+   * weight meanwhile. Failures are left to the sweep.
+   */
+  async seedDerived(symbols: readonly string[], signal?: AbortSignal): Promise<void> {
+    if (this.#derived.size === 0) return;
+    const combined = this.#signal(signal);
+    const startedAt = this.#localNow();
+    let done = 0;
+    await forEachConcurrently(symbols, CONCURRENCY, async (symbol) => {
+      const tracked = this.#tracked.get(symbol);
+      if (tracked === undefined || !tracked.isReady || this.#unseeded(tracked) === 0) return;
+      await this.#seedDerived(tracked, combined);
+      done += 1;
+      if (done % 100 === 0)
+        this.#logger.info({ done, total: symbols.length, elapsedMs: this.#localNow() - startedAt }, 'derived rings progress');
+    });
+  }
+
+  /** Derived rings of `symbol` that do not follow its base yet (0 for a symbol not followed). */
+  unseeded(symbol: string): number {
+    const tracked = this.#tracked.get(symbol);
+    return tracked === undefined ? 0 : this.#unseeded(tracked);
   }
 
   /** Seeds every derived ring of a ready symbol that does not follow its base yet; a failure is left to the sweep. */
   async #seedDerived(base: TrackedSymbol, signal: AbortSignal): Promise<void> {
-    for (const series of this.#derived.get(base.symbol) ?? []) {
-      if (series.isSeeded) continue;
-      try {
-        await this.#seedSeries(base, series, signal);
-      } catch (error) {
-        if (isStop(error, signal)) throw error;
-        if (!(error instanceof BannedError)) {
-          this.#logger.warn(
-            { err: error, symbol: base.symbol, interval: series.interval },
-            'seeding a derived ring failed; the sweep will retry',
-          );
+    // The start-up pass and the sweep may both reach a symbol: one seeds it.
+    if (this.#seeding.has(base.symbol)) return;
+    this.#seeding.add(base.symbol);
+    try {
+      for (const series of this.#derived.get(base.symbol) ?? []) {
+        if (series.isSeeded) continue;
+        try {
+          await this.#backfillRoom(signal);
+          await this.#seedSeries(base, series, signal);
+        } catch (error) {
+          if (isStop(error, signal)) throw error;
+          if (!(error instanceof BannedError)) {
+            this.#logger.warn(
+              { err: error, symbol: base.symbol, interval: series.interval },
+              'seeding a derived ring failed; the sweep will retry',
+            );
+          }
         }
       }
+    } finally {
+      this.#seeding.delete(base.symbol);
     }
   }
 
@@ -479,7 +521,8 @@ export class CandleSync {
     const clock = this.#exchange.clock;
     for (let attempt = 0; attempt < 3; attempt += 1) {
       const current = openTimeOf(interval, clock.now());
-      const start = windowStart(interval, LENGTH, current);
+      // LENGTH days, weeks or months may reach back before Binance existed: no kline is older.
+      const start = Math.max(windowStart(interval, LENGTH, current), openTimeOf(interval, FIRST_KLINE_TIME));
       series.tracked.dropBefore(start);
       const ring = series.ring;
       // A snapshot that reaches the forming bar needs no history: the fold rewrites that bar.
@@ -491,7 +534,7 @@ export class CandleSync {
       }
       const pending = base.pendingFinal() ?? openTimeOf(bar, clock.now());
       const bucket = openTimeOf(interval, pending);
-      const tiles: number[][] = [];
+      const tiles: RawKline[] = [];
       let tilesEnd = bucket;
       if ((base.ring.oldestOpenTime ?? Number.POSITIVE_INFINITY) > bucket) {
         for (const level of seedLevels(bar, interval)) {
@@ -514,10 +557,10 @@ export class CandleSync {
 
   /**
    * Appends to `tiles` the final native klines of `level` from `from` up to (not including) `end`,
-   * as numbers; returns the open time after the last one taken: `end` when every candle of the
+   * as the exchange printed them (their volumes are summed from the text, exactly); returns the open time after the last one taken: `end` when every candle of the
    * range was final, else the first that may still have been forming.
    */
-  async #fetchTiles(symbol: string, level: Interval, from: number, end: number, tiles: number[][], signal: AbortSignal): Promise<number> {
+  async #fetchTiles(symbol: string, level: Interval, from: number, end: number, tiles: RawKline[], signal: AbortSignal): Promise<number> {
     const sentAt = this.#exchange.clock.now();
     const rows = await this.#exchange.rest.klinesRange(symbol, level, from, previousOpenTime(level, end), { signal, priority: 'backfill' });
     this.stats.restUpdates += 1;
@@ -525,9 +568,15 @@ export class CandleSync {
     for (const row of rows) {
       if (row[COL.openTime] < from) continue;
       if (row[COL.closeTime] >= finalBefore) return row[COL.openTime];
-      tiles.push(row.map(Number));
+      tiles.push(row);
     }
     return end;
+  }
+
+  /** Waits while more than SEED_BUDGET_SHARE of the window's budget is spent: the rest is the live rings'. */
+  async #backfillRoom(signal: AbortSignal): Promise<void> {
+    const governor = this.#exchange.governor;
+    while (governor.usedWeight > governor.budget * SEED_BUDGET_SHARE) await sleep(250, signal, 'derived rings: budget');
   }
 
   #newSeries(symbol: string): DerivedSeries[] {

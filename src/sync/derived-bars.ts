@@ -41,7 +41,7 @@
  * ```
  */
 import { closeTimeOf, nextOpenTime, openTimeOf, previousOpenTime } from '../binance/intervals.js';
-import { COL, KLINE_WIDTH } from '../binance/kline.js';
+import { COL, KLINE_WIDTH, type RawKline } from '../binance/kline.js';
 import { EIGHT_DECIMALS, type KlineFormat } from '../binance/kline-format.js';
 import type { Interval } from '../binance/markets.js';
 import type { CandleRing } from '../store/candle-ring.js';
@@ -52,7 +52,8 @@ const W = KLINE_WIDTH;
 
 /**
  * An exact running sum of non-negative decimal values printed with `decimals` decimals, kept as a
- * whole part and a count of units of 10^-decimals, so that it stays exact past 2^53 units.
+ * whole part and a count of units of 10^-decimals, so that it stays exact past 2^53 units (while the
+ * whole part stays below 2^53, some 9e15: no kline volume comes near).
  *
  * @example
  * ```ts
@@ -92,13 +93,46 @@ export class DecimalSum {
     this.#carry();
   }
 
+  /**
+   * Adds a value as Binance prints it ("1236135790.14972190"): exact whatever its size, where a
+   * float of more than 2^53 units no longer holds every decimal.
+   */
+  addText(text: string): void {
+    const dot = text.indexOf('.');
+    if (dot < 0 || /e/i.test(text)) {
+      this.add(Number(text));
+      return;
+    }
+    this.#whole += Number(text.slice(0, dot));
+    const fraction = text.slice(dot + 1, dot + 1 + this.#decimals).padEnd(this.#decimals, '0');
+    this.#units += Number(fraction) + (text.length > dot + 1 + this.#decimals && Number(text[dot + 1 + this.#decimals]) >= 5 ? 1 : 0);
+    this.#carry();
+  }
+
   /** The sum as the float nearest to its exact decimal value (what parsing Binance's string gives). */
   value(): number {
-    const whole = this.#whole;
+    return this.#toNumber(this.#whole, this.#units);
+  }
+
+  /** The value the sum would have with `value` added, leaving the sum as it is. */
+  plus(value: number): number {
+    const scale = this.#scale;
+    const whole = Math.trunc(value);
+    let sumWhole = this.#whole + whole;
+    let units = this.#units + Math.round((value - whole) * scale);
+    if (units >= scale || units < 0) {
+      const carry = Math.floor(units / scale);
+      sumWhole += carry;
+      units -= carry * scale;
+    }
+    return this.#toNumber(sumWhole, units);
+  }
+
+  #toNumber(whole: number, units: number): number {
     const scale = this.#scale;
     // Below 2^53 units the integer is exact and one division rounds it correctly.
-    if (Math.abs(whole) < Number.MAX_SAFE_INTEGER / scale - 1) return (whole * scale + this.#units) / scale;
-    return Number(`${whole}.${String(this.#units).padStart(this.#decimals, '0')}`);
+    if (Math.abs(whole) < Number.MAX_SAFE_INTEGER / scale - 1) return (whole * scale + units) / scale;
+    return Number(`${whole}.${String(units).padStart(this.#decimals, '0')}`);
   }
 
   #carry(): void {
@@ -172,19 +206,14 @@ export class BarFold {
     );
   }
 
-  /** Folds one candle given as 12 values in Binance's order. */
-  addValues(values: ArrayLike<number>): void {
-    this.add(
-      values[COL.open] as number,
-      values[COL.high] as number,
-      values[COL.low] as number,
-      values[COL.close] as number,
-      values[COL.volume] as number,
-      values[COL.quoteVolume] as number,
-      values[COL.trades] as number,
-      values[COL.takerBuyBase] as number,
-      values[COL.takerBuyQuote] as number,
-    );
+  /** Folds one kline as Binance printed it (a REST row): its volumes are taken from the text, exactly. */
+  addKline(row: RawKline): void {
+    this.#addPrices(Number(row[COL.open]), Number(row[COL.high]), Number(row[COL.low]), Number(row[COL.close]), row[COL.trades]);
+    this.volume.addText(row[COL.volume]);
+    this.quoteVolume.addText(row[COL.quoteVolume]);
+    this.takerBuyBase.addText(row[COL.takerBuyBase]);
+    this.takerBuyQuote.addText(row[COL.takerBuyQuote]);
+    this.count += 1;
   }
 
   add(
@@ -198,6 +227,15 @@ export class BarFold {
     takerBuyBase: number,
     takerBuyQuote: number,
   ): void {
+    this.#addPrices(open, high, low, close, trades);
+    this.volume.add(volume);
+    this.quoteVolume.add(quoteVolume);
+    this.takerBuyBase.add(takerBuyBase);
+    this.takerBuyQuote.add(takerBuyQuote);
+    this.count += 1;
+  }
+
+  #addPrices(open: number, high: number, low: number, close: number, trades: number): void {
     if (this.count === 0) {
       this.open = open;
       this.high = high;
@@ -208,11 +246,27 @@ export class BarFold {
     }
     this.close = close;
     this.trades += trades;
-    this.volume.add(volume);
-    this.quoteVolume.add(quoteVolume);
-    this.takerBuyBase.add(takerBuyBase);
-    this.takerBuyQuote.add(takerBuyQuote);
-    this.count += 1;
+  }
+
+  /**
+   * Writes the bar this fold would be with row `r` of `view` added (the forming candle) into
+   * `target`, leaving the fold as it is: the hot path of every stream update.
+   */
+  writePlusRow(closeTime: number, view: CandleView, r: number, target: Float64Array): void {
+    const high = view.get(r, COL.high);
+    const low = view.get(r, COL.low);
+    target[COL.openTime] = this.bucket;
+    target[COL.open] = this.open;
+    target[COL.high] = high > this.high ? high : this.high;
+    target[COL.low] = low < this.low ? low : this.low;
+    target[COL.close] = view.get(r, COL.close);
+    target[COL.volume] = this.volume.plus(view.get(r, COL.volume));
+    target[COL.closeTime] = closeTime;
+    target[COL.quoteVolume] = this.quoteVolume.plus(view.get(r, COL.quoteVolume));
+    target[COL.trades] = this.trades + view.get(r, COL.trades);
+    target[COL.takerBuyBase] = this.takerBuyBase.plus(view.get(r, COL.takerBuyBase));
+    target[COL.takerBuyQuote] = this.takerBuyQuote.plus(view.get(r, COL.takerBuyQuote));
+    target[COL.ignore] = 0;
   }
 
   /** Writes the bar (12 values) for `interval` into `target`. */
@@ -264,6 +318,10 @@ export class DerivedSeries {
   readonly #row = new Float64Array(W);
   // Open time of the last base candle folded.
   #foldedThrough = 0;
+  // The bucket of the base's newest candle, and its close time, computed once per candle.
+  #newestSeen = Number.NaN;
+  #newestBucket = 0;
+  #newestCloseTime = 0;
   #isSeeded = false;
 
   constructor(options: DerivedSeriesOptions) {
@@ -302,10 +360,10 @@ export class DerivedSeries {
    * the base ring does not hold the final candles between the tiles' end and its chain's end (the
    * caller fetches and tries again).
    */
-  seed(bucket: number, tiles: readonly ArrayLike<number>[], tilesEnd: number, base: TrackedSymbol, eventTime: number): boolean {
+  seed(bucket: number, tiles: readonly RawKline[], tilesEnd: number, base: TrackedSymbol, eventTime: number): boolean {
     const fold = this.#fold;
     fold.start(bucket, this.#format());
-    for (const tile of tiles) fold.addValues(tile);
+    for (const tile of tiles) fold.addKline(tile);
     // tilesEnd: open time of the first base candle the tiles do not cover.
     this.#foldedThrough = previousOpenTime(this.#bar, tilesEnd);
     this.#isSeeded = true;
@@ -388,16 +446,29 @@ export class DerivedSeries {
     const view = base.ring.view();
     const count = view.length;
     if (count === 0) return;
-    const bucket = openTimeOf(this.interval, view.openTime(count - 1));
+    const newest = view.openTime(count - 1);
+    if (newest !== this.#newestSeen) {
+      this.#newestSeen = newest;
+      this.#newestBucket = openTimeOf(this.interval, newest);
+      this.#newestCloseTime = closeTimeOf(this.interval, this.#newestBucket);
+    }
+    const bucket = this.#newestBucket;
     const after = Math.max(this.#foldedThrough, bucket - 1);
     let r = count;
     while (r > 0 && view.openTime(r - 1) > after) r -= 1;
-    const forming = this.#forming;
-    if (this.#fold.bucket === bucket && this.#fold.count > 0) forming.copy(this.#fold);
-    else forming.start(bucket, this.#format());
-    for (; r < count; r += 1) forming.addRow(view, r);
-    if (forming.count === 0) return;
-    forming.write(this.interval, this.#row);
+    const fold = this.#fold;
+    const isFolding = fold.bucket === bucket && fold.count > 0;
+    if (isFolding && r === count - 1) {
+      // The usual case: the fold and the one forming candle.
+      fold.writePlusRow(this.#newestCloseTime, view, r, this.#row);
+    } else {
+      const forming = this.#forming;
+      if (isFolding) forming.copy(fold);
+      else forming.start(bucket, this.#format());
+      for (; r < count; r += 1) forming.addRow(view, r);
+      if (forming.count === 0) return;
+      forming.write(this.interval, this.#row);
+    }
     this.#upsert(this.#row);
     if (eventTime > this.tracked.confirmedAt) this.tracked.confirmedAt = eventTime;
   }

@@ -1,6 +1,7 @@
 /**
  * Test helpers around the simulated Binance: start one per test file and close it afterwards,
- * read JSON with the weight header, load the recorded rows of ../shared/data.
+ * read JSON with the weight header, load the recorded rows of ../shared/data, aggregate klines
+ * exactly (decimal strings summed as BigInt) to compare intervals.
  *
  * @example
  * ```ts
@@ -14,7 +15,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { request } from 'undici';
 import { SimulatedBinance, type SimulatedBinanceOptions } from '../../src/sim/index.js';
-import type { MarketType } from '../../src/binance/markets.js';
+import { closeTimeOf } from '../../src/binance/intervals.js';
+import type { RawKline } from '../../src/binance/kline.js';
+import type { Interval, MarketType } from '../../src/binance/markets.js';
 import type { CandleRuleInput } from '../../src/rule.js';
 import type { OhlcvRow } from '../../src/sim/market-data.js';
 
@@ -82,4 +85,60 @@ export function simRule(sim: SimulatedBinance, market: MarketType, dir: string, 
     ARCHIVE_BASE_URL: sim.urls(market).archive,
     ...overrides,
   };
+}
+
+/** A decimal string as a count of its last digit ('12.50' -> 1250n), for exact comparisons. */
+export function decimalUnits(text: string): bigint {
+  return BigInt(text.replace('.', ''));
+}
+
+/** The exact sum of decimal strings, printed with their decimals; throws when these differ. */
+function sumDecimals(texts: readonly string[]): string {
+  const decimals = (texts[0] ?? '').split('.')[1]?.length ?? 0;
+  const mismatch = texts.find((text) => (text.split('.')[1]?.length ?? 0) !== decimals);
+  if (mismatch !== undefined) throw new Error(`expected ${decimals} decimals everywhere, got "${mismatch}"`);
+  const digits = texts
+    .reduce((sum, text) => sum + decimalUnits(text), 0n)
+    .toString()
+    .padStart(decimals + 1, '0');
+  return decimals === 0 ? digits : `${digits.slice(0, -decimals)}.${digits.slice(-decimals)}`;
+}
+
+/** The price string of highest (or lowest) value. */
+function extremePrice(prices: readonly string[], pick: 'max' | 'min'): string {
+  return prices.reduce((best, price) => {
+    const [a, b] = [decimalUnits(price), decimalUnits(best)];
+    return (pick === 'max' ? a > b : a < b) ? price : best;
+  });
+}
+
+/**
+ * The kline of `interval` opening at `openTime` that `rows` (its shorter klines, oldest first)
+ * add up to, as Binance aggregates: first open, highest high, lowest low, last close, amounts
+ * summed exactly as decimals (BigInt) and printed with the rows' decimals, trades summed.
+ *
+ * @example
+ * ```ts
+ * expect(world.kline('UM', 'BTCUSDT', '1h', t, now)).toEqual(aggregateKlines(minutes, '1h', t));
+ * ```
+ */
+export function aggregateKlines(rows: readonly RawKline[], interval: Interval, openTime: number): RawKline {
+  const first = rows[0];
+  const last = rows[rows.length - 1];
+  if (first === undefined || last === undefined) throw new Error('aggregateKlines: expected at least one row, got none');
+  const column = (i: 2 | 3 | 5 | 7 | 9 | 10) => rows.map((row) => row[i]);
+  return [
+    openTime,
+    first[1],
+    extremePrice(column(2), 'max'),
+    extremePrice(column(3), 'min'),
+    last[4],
+    sumDecimals(column(5)),
+    closeTimeOf(interval, openTime),
+    sumDecimals(column(7)),
+    rows.reduce((sum, row) => sum + row[8], 0),
+    sumDecimals(column(9)),
+    sumDecimals(column(10)),
+    '0',
+  ];
 }

@@ -70,6 +70,7 @@ describe('chart routes against a CandleServer on the simulated exchange', () => 
         UPDATE_INTERVAL_SECONDS: 1,
         CACHE_DELAY_SECONDS: null,
         CANDLE_DIR: candleDir,
+        INTERVALS: ['15m'],
       },
     });
     await server.runCandleMap();
@@ -151,6 +152,19 @@ describe('chart routes against a CandleServer on the simulated exchange', () => 
     expect(fourHour.bars.slice(0, -1).map((b) => [b.time, b.open, b.high, b.low, b.close])).toEqual(
       expected4h.slice(0, fourHour.bars.length - 1).map((b) => [b.openTime, b.open, b.high, b.low, b.close]),
     );
+  });
+
+  it('reads a period the rule keeps as a derived ring from that ring, aggregating nothing', async () => {
+    const reply = await getJson(`${api.url}/api/chart/candles?symbol=BTCUSDT&period=15m&limit=100`);
+    expect(reply.status).toBe(200);
+    const body = reply.body as ChartCandlesReply;
+    const ring = server.getCandleSecurity('BTCUSDT', 1e9, { interval: '15m' }).toArray();
+    // The derived ring reaches 30 hours back, far beyond the 2-hour 1m ring: no daily file was read.
+    expect(body.historyBars).toBe(0);
+    expect(ring).toHaveLength(LENGTH);
+    const shown = body.bars.slice(0, -1).map((b) => [b.time, b.open, b.high, b.low, b.close, b.volume]);
+    expect(shown).toEqual(ring.slice(-body.bars.length, -1).map((row) => [row[0], row[1], row[2], row[3], row[4], row[5]]));
+    expect(body.bars[0]!.time).toBeLessThan(sim.world.now() - 24 * 3_600_000);
   });
 
   it('streams the forming bar and the status as Server-Sent Events, with heartbeats', async () => {

@@ -92,6 +92,7 @@ describe('HTTP API of a running CandleServer', () => {
       rule: {
         ...simRule(sim, 'SPOT', dir),
         CACHE_DELAY_SECONDS: null,
+        INTERVALS: ['1m'],
       },
     });
     await server.runCandleMap();
@@ -175,6 +176,29 @@ describe('HTTP API of a running CandleServer', () => {
 
     const all = await getServed('/candles/ETHUSDT');
     expect((all.body as { rows: unknown[] }).rows).toHaveLength(60);
+  });
+
+  it('GET /candles/:symbol?interval= and /symbols?interval= read a derived ring (INTERVALS)', async () => {
+    const reply = await getServed('/candles/BTCUSDT?interval=1m&limit=3&securitySeconds=5');
+    const local = server.getCandleSecurity('BTCUSDT', 5, { interval: '1m', copy: true }).toArray();
+    const body = reply.body as { interval: string; bar: string; rows: number[][] };
+    expect(body).toMatchObject({ interval: '1m', bar: '1s' });
+    expect(body.rows).toHaveLength(3);
+    for (let i = 1; i < 3; i += 1) expect((body.rows[i]?.[0] ?? 0) - (body.rows[i - 1]?.[0] ?? 0)).toBe(60_000);
+    // The closed minutes are the same in both reads; the forming one may have moved on.
+    expect(body.rows.slice(0, 2)).toEqual(local.slice(-3, -1));
+    const symbols = (await get('/symbols?interval=1m&securitySeconds=5')).body as {
+      interval: string;
+      intervals: string[];
+      symbols: unknown[];
+    };
+    expect(symbols).toMatchObject({ interval: '1m', intervals: ['1s', '1m'] });
+    expect(symbols.symbols).toHaveLength(2);
+    const refused = await get('/candles/BTCUSDT?interval=5m');
+    expect(refused.status).toBe(400);
+    expect((refused.body as { error: string }).error).toBe(
+      'interval "5m" is not kept by this server; expected one of 1s, 1m (BAR and INTERVALS)',
+    );
   });
 
   it('GET /candles/:symbol?format=csv gives the same rows as CSV', async () => {

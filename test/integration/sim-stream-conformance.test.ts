@@ -1,7 +1,9 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { WebSocket, type ClientOptions } from 'ws';
-import type { MarketType } from '../../src/binance/markets.js';
+import type { RawKline } from '../../src/binance/kline.js';
+import { MARKETS, type Interval, type MarketType } from '../../src/binance/markets.js';
 import { SimulatedBinance, type KlineStreamServer, type MarketWorld, type SimStreamOptions } from '../../src/sim/index.js';
+import { aggregateKlines, getJson, loadRealRows } from '../helpers/sim.js';
 
 const HOUR = 3_600_000;
 
@@ -273,6 +275,61 @@ describe('candle closes', () => {
     const client = await connect(`${h.base}/stream?streams=haltusdt@kline_1m/nosuchusdt@kline_1m/btcusdt@kline_1m`);
     await client.until(() => client.klines().length >= 5, 3000, 'klines of the trading symbol');
     expect(new Set(client.klines().map((e) => e.s))).toEqual(new Set(['BTCUSDT']));
+  });
+});
+
+describe('candles across intervals', () => {
+  it('pushes what REST serves at the same time, each interval the exact aggregate of the shorter ones, forming and closed', async () => {
+    // A frozen clock the test moves: every push and every REST reply is at `now`.
+    let now = Date.parse('2025-03-31T23:59:59.650Z');
+    const sim = await SimulatedBinance.start({
+      seed: 7,
+      markets: ['UM'],
+      symbols: { UM: ['BTCUSDT'] },
+      replay: [{ market: 'UM', symbol: 'REALUSDT', rows: loadRealRows(), startTime: Date.parse('2025-03-25T00:00:00Z') }],
+      clock: () => now,
+      streams: { cadenceMs: 40 },
+    });
+    harnesses.push({ base: sim.urls('UM').ws, world: sim.world, streams: sim.streams('UM'), close: () => sim.close() });
+    const intervals = ['1m', '1h', '1d', '1M'] as const satisfies readonly Interval[];
+    const shorter: Partial<Record<Interval, Interval>> = { '1h': '1m', '1d': '1h', '1M': '1d' };
+    const symbols = ['BTCUSDT', 'REALUSDT'];
+    const names = symbols.flatMap((symbol) => intervals.map((interval) => `${symbol.toLowerCase()}@kline_${interval}`));
+    const client = await connect(`${sim.urls('UM').ws}/market/stream?streams=${names.join('/')}`);
+    const rest = async (symbol: string, interval: string, from: number, to: number): Promise<RawKline[]> => {
+      const url = `${sim.urls('UM').rest}${MARKETS.UM.paths.klines}?symbol=${symbol}&interval=${interval}&startTime=${from}&endTime=${to}&limit=1500`;
+      return (await getJson(url)).body as RawKline[];
+    };
+    /** The latest event of every stream pushed at `now`, closed (`x`) or forming. */
+    const pushedAt = (closed: boolean): KlineEvent[] =>
+      symbols.flatMap((symbol) =>
+        intervals.flatMap((interval) =>
+          client
+            .klines()
+            .filter((e) => e.s === symbol && e.k.i === interval && e.E === now && e.k.x === closed)
+            .slice(-1),
+        ),
+      );
+    const expectAsRest = async (event: KlineEvent): Promise<void> => {
+      const { k } = event;
+      const row: RawKline = [k.t, k.o, k.h, k.l, k.c, k.v, k.T, k.q, k.n, k.V, k.Q, k.B];
+      const what = `${event.s} ${k.i} ${new Date(k.t).toISOString()} at ${new Date(now).toISOString()}`;
+      expect(await rest(event.s, k.i, k.t, k.t), what).toEqual([row]);
+      const parts = shorter[k.i as Interval];
+      if (parts !== undefined) expect(aggregateKlines(await rest(event.s, parts, k.t, k.T), k.i as Interval, k.t), what).toEqual(row);
+    };
+
+    await client.until(() => pushedAt(false).length === names.length, 3000, 'a forming candle on every stream');
+    for (const event of pushedAt(false)) await expectAsRest(event);
+    // Across the end of a minute, an hour, a day and a month at once: every stream closes its candle.
+    now = Date.parse('2025-04-01T00:00:00.250Z');
+    await client.until(
+      () => pushedAt(true).length === names.length && pushedAt(false).length === names.length,
+      3000,
+      'closes and new candles',
+    );
+    for (const event of [...pushedAt(true), ...pushedAt(false)]) await expectAsRest(event);
+    expect(pushedAt(true).map((e) => e.k.T + 1)).toEqual(Array.from({ length: names.length }, () => Date.parse('2025-04-01T00:00:00Z')));
   });
 });
 

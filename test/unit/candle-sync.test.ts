@@ -30,7 +30,7 @@ function fakeExchange(now: () => number): SyncExchange & { readonly calls: Array
   return {
     calls,
     clock: { now, offsetMs: 0, rttMs: 1 },
-    governor: { bannedUntil: undefined, budget: 4500 },
+    governor: { bannedUntil: undefined, usedWeight: 0, budget: 4500 },
     rest: {
       klinesRange: (_symbol, _interval, from, to) => {
         calls.push({ from, to });

@@ -112,10 +112,12 @@ describe('collectMetrics', () => {
     };
     const stub = {
       market: 'UM',
+      intervals: ['1m', '1h'],
       isReady: true,
       stats: () => full,
       symbols: () => Object.keys(states),
-      status: (symbol: string) => ({ symbol, state: states[symbol] ?? 'unknown' }) as SymbolStatus,
+      status: (symbol: string, _seconds?: number, options?: { interval?: string }) =>
+        ({ symbol, state: options?.interval === '1h' ? 'warming' : (states[symbol] ?? 'unknown') }) as SymbolStatus,
     };
     return stub as unknown as CandleServer;
   }
@@ -150,6 +152,9 @@ describe('collectMetrics', () => {
     expect(valueOf(text, 'candle_server_symbols{market="UM"}')).toBe(4);
     expect(valueOf(text, 'candle_server_symbols_stale{market="UM"}')).toBe(2);
     expect(valueOf(text, 'candle_server_symbol_states{market="UM",state="banned"}')).toBe(1);
+    expect(valueOf(text, 'candle_server_derived_symbol_states{market="UM",interval="1h",state="warming"}')).toBe(4);
+    expect(valueOf(text, 'candle_server_derived_symbol_states{market="UM",interval="1h",state="fresh"}')).toBe(0);
+    expect(valueOf(text, 'candle_server_derived_seeds_total{market="UM"}')).toBe(0);
     expect(valueOf(text, 'candle_server_banned{market="UM"}')).toBe(1);
     expect(valueOf(text, 'candle_server_ban_end_seconds{market="UM"}')).toBe(bannedUntil / 1000);
     expect(valueOf(text, 'candle_server_weight_queued{market="UM"}')).toBe(5);

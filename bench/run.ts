@@ -19,6 +19,7 @@ const BENCHES = [
   { name: 'candle-server', file: 'candle-server.bench.ts', args: (quick: boolean) => (quick ? ['--quick'] : []) },
   { name: 'backfill', file: 'backfill.bench.ts', args: (quick: boolean) => (quick ? ['--quick'] : []) },
   { name: 'cold-start', file: 'cold-start.bench.ts', args: (quick: boolean) => (quick ? ['--symbols=100', '--rounds=1'] : []) },
+  { name: 'binance-api', file: 'binance-api.bench.ts', args: (quick: boolean) => (quick ? ['--quick'] : []) },
 ] as const;
 
 const quick = process.argv.includes('--quick');

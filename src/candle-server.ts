@@ -34,6 +34,7 @@ import {
 import { KlineStreams, type StreamEvent } from './exchange/kline-streams.js';
 import { KlineFormats, type KlineFormat } from './binance/kline-format.js';
 import { MARKETS, isMarketType, type Interval, type MarketType } from './binance/markets.js';
+import type { ExchangeInfoDocument, ForwardedReply } from './exchange/rest-client.js';
 import { writeSnapshot } from './files/snapshot.js';
 import { parseProxyUrl, redactProxyUrl, type ProxyMap } from './exchange/proxy.js';
 import type { Logger } from './log.js';
@@ -365,6 +366,41 @@ export class CandleServer {
   /** The symbols followed now (the universe after filters). */
   symbols(): string[] {
     return this.#sync?.symbols() ?? [];
+  }
+
+  /**
+   * Revision of the ring that `getCandleSecurity(symbol, s, { interval })` reads (see
+   * CandleRing.revision): unchanged while only the newest candle changes in place, so a reader can
+   * keep what it derived from the older rows. Undefined when the symbol is not followed.
+   */
+  candleRevision(symbol: string, interval?: Interval): number | undefined {
+    return this.#sync?.tracked(symbol, this.#intervalOf(interval))?.ring.revision;
+  }
+
+  /** The exchange's time now (epoch ms), on the clock measured at start; the local clock before. */
+  exchangeTime(): number {
+    return this.#connection?.clock.now() ?? Date.now();
+  }
+
+  /**
+   * The exchangeInfo document the server last read (at start, then every SYMBOLS_REFRESH_SECONDS),
+   * whole, or undefined before the first. On SPOT it is the shrunk one the universe reads (see
+   * MARKETS.SPOT.exchangeInfoQuery).
+   */
+  exchangeInfoDocument(): ExchangeInfoDocument | undefined {
+    return this.#connection?.rest.lastExchangeInfo;
+  }
+
+  /**
+   * Passes a GET of this market's REST API on to the exchange through the server's own client and
+   * weight budget, for another process (see BinanceRestClient.forward): at priority 'forward',
+   * below live and back-fill work, granted at once or refused (WeightUnavailableError, BannedError)
+   * with nothing sent. Throws ClosedError before start and after close.
+   */
+  forward(path: string, query: string, weight: number, options: { readonly signal?: AbortSignal } = {}): Promise<ForwardedReply> {
+    const connection = this.#connection;
+    if (connection === undefined || this.#stopping.signal.aborted) return Promise.reject(new ClosedError(`${this.market} CandleServer`));
+    return connection.rest.forward(path, query, weight, options);
   }
 
   /** Listens to an event (candleClosed, gap, stale, rows, reconnect); returns a function that stops listening. */

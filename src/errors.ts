@@ -90,6 +90,42 @@ export class BannedError extends CandleServerError {
   }
 }
 
+/**
+ * Weight asked at a priority that does not wait ('forward') could not be granted at once: the
+ * budget's window is spent, live or back-fill work is waiting, or requests are paused after a 429.
+ * Nothing was sent. `retryAt` is the exchange time at which it may fit (the window's turn, or the
+ * pause's end).
+ */
+export class WeightUnavailableError extends CandleServerError {
+  readonly budget: string;
+  readonly weight: number;
+  readonly used: number;
+  readonly limit: number;
+  readonly retryAt: number;
+  readonly retryAfterMs: number;
+
+  constructor(init: {
+    budget: string;
+    weight: number;
+    used: number;
+    limit: number;
+    reason: string;
+    retryAt: number;
+    retryAfterMs: number;
+  }) {
+    super(
+      'WEIGHT_UNAVAILABLE',
+      `the ${init.budget} weight budget cannot grant ${init.weight} at once (${init.used} of ${init.limit} used in this window): ${init.reason}; try again in ${Math.max(0, Math.ceil(init.retryAfterMs / 1000))} s; request not sent`,
+    );
+    this.budget = init.budget;
+    this.weight = init.weight;
+    this.used = init.used;
+    this.limit = init.limit;
+    this.retryAt = init.retryAt;
+    this.retryAfterMs = init.retryAfterMs;
+  }
+}
+
 /** The exchange's reply could not be understood (bad JSON, wrong shape). */
 export class MalformedResponseError extends CandleServerError {
   readonly market: string;

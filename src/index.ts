@@ -42,6 +42,7 @@ export {
   NetworkError,
   RateLimitError,
   TimeoutError,
+  WeightUnavailableError,
   type ConfigIssue,
 } from './errors.js';
 export { CandleView, EMPTY_CANDLE_VIEW } from './store/candle-view.js';

@@ -195,9 +195,10 @@ type Frozen<T> = T extends readonly (infer E)[] ? readonly E[] : T;
  * - INTERVALS: longer intervals kept beside BAR from the BAR stream alone ('5m', '1h', '1d', ...;
  *   each made of whole BAR candles), with LENGTH candles each; served by getCandleSecurity's
  *   `interval` option and Binance's klines paths of the HTTP API.
- * - FORWARD_KLINES: the HTTP API's Binance klines paths forward what the server does not hold
- *   (older ranges, other symbols and intervals) to Binance within the weight budget; false = they
- *   answer such a request with a 4xx saying what the server holds.
+ * - FORWARD_KLINES: the HTTP API's Binance paths forward what the server does not hold (klines of
+ *   older ranges, other symbols and intervals; exchangeInfo queries beyond the document it holds)
+ *   to Binance within the weight budget; false = nothing is sent for another process: such a
+ *   request gets a 4xx saying what the server holds.
  *
  * @example
  * ```ts

@@ -89,6 +89,26 @@ export const REST_CONNECTIONS = 64;
 // Pages of one klinesRange in flight at once.
 const RANGE_PAGES_IN_FLIGHT = 4;
 
+/** The exchange's reply to a forwarded request, as it came (see {@link BinanceRestClient.forward}). */
+export interface ForwardedReply {
+  readonly status: number;
+  /** The body text, unchanged. */
+  readonly body: string;
+  readonly contentType: string | undefined;
+  /** The Retry-After header, when the exchange sent one (429, 418). */
+  readonly retryAfter: string | undefined;
+}
+
+/** The exchangeInfo document last read, whole: every field the exchange sent, not only those parsed. */
+export interface ExchangeInfoDocument {
+  /** The JSON body as parsed, before any schema stripped fields. Do not modify it. */
+  readonly body: Readonly<Record<string, unknown>>;
+  /** The query it was read with (spot shrinks the document: see MARKETS.SPOT.exchangeInfoQuery). */
+  readonly query: string;
+  /** Exchange time at which it arrived. */
+  readonly receivedAt: number;
+}
+
 /** Parameters of one klines request. */
 export interface KlinesParams {
   readonly symbol: string;
@@ -190,6 +210,8 @@ export class BinanceRestClient {
   readonly #closing = new AbortController();
   // The one close in progress or done: a second close() waits for the same one.
   #closed: Promise<void> | undefined;
+  // The whole exchangeInfo body last read: the HTTP API serves it to other processes at no weight.
+  #lastExchangeInfo: ExchangeInfoDocument | undefined;
 
   constructor(options: BinanceRestClientOptions) {
     this.market = options.market;
@@ -229,6 +251,11 @@ export class BinanceRestClient {
     this.clock = options.clock ?? new ServerClock({ fetchServerTime: (signal) => this.time(signal ? { signal } : {}) });
   }
 
+  /** The exchangeInfo document last read by {@link exchangeInfo}, whole, or undefined before the first. */
+  get lastExchangeInfo(): ExchangeInfoDocument | undefined {
+    return this.#lastExchangeInfo;
+  }
+
   /** The exchange's time (epoch ms), from the time endpoint (weight 1). */
   time(options: RequestOptions = {}): Promise<number> {
     return this.#call(this.#spec.paths.time, '', this.#spec.timeWeight, options, (body, ref) => {
@@ -242,9 +269,12 @@ export class BinanceRestClient {
    */
   async exchangeInfo(options: RequestOptions = {}): Promise<ExchangeInfo> {
     const path = this.#spec.paths.exchangeInfo;
-    const info = await this.#call(path, this.#spec.exchangeInfoQuery, this.#spec.exchangeInfoWeight, options, (body, ref) =>
-      parseWith(exchangeInfoSchema, body, ref),
-    );
+    const query = this.#spec.exchangeInfoQuery;
+    const info = await this.#call(path, query, this.#spec.exchangeInfoWeight, options, (body, ref) => {
+      const parsed = parseWith(exchangeInfoSchema, body, ref);
+      this.#lastExchangeInfo = { body: body as Record<string, unknown>, query, receivedAt: this.clock.now() };
+      return parsed;
+    });
     const limit = requestWeightLimit(info);
     if (this.#applyRateLimits && limit !== undefined && limit > 0) this.governor.setLimit(limit);
     return info;
@@ -281,6 +311,49 @@ export class BinanceRestClient {
     if (limit !== undefined) query.set('limit', String(limit));
     const weight = this.#spec.klinesWeight(limit ?? this.#spec.klinesDefaultLimit);
     return this.#call(this.#spec.paths.klines, query.toString(), weight, options, parseKlines);
+  }
+
+  /**
+   * Passes one GET of the market's REST API on for another process (the HTTP API's Binance paths)
+   * and returns the exchange's reply as it came: status, body text, content type, Retry-After.
+   * One try, no retries (the client decides). The weight is charged at priority 'forward': granted
+   * at once or refused with WeightUnavailableError, and BannedError during a ban; then nothing is
+   * sent. A 429 or 418 reply pauses the budget as for the client's own requests.
+   *
+   * @example
+   * ```ts
+   * const reply = await client.forward('/api/v3/klines', 'symbol=BTCUSDT&interval=1h', 2);
+   * res.writeHead(reply.status, { 'content-type': reply.contentType ?? 'application/json' }).end(reply.body);
+   * ```
+   */
+  async forward(path: string, query: string, weight: number, options: { readonly signal?: AbortSignal } = {}): Promise<ForwardedReply> {
+    const ref: EndpointRef = { market: this.market, endpoint: path };
+    if (this.#closing.signal.aborted) throw new ClosedError(`${this.market} REST client`);
+    const signal = options.signal === undefined ? this.#closing.signal : AbortSignal.any([options.signal, this.#closing.signal]);
+    let settle: SettleWeight;
+    try {
+      settle = await this.governor.acquire(weight, { signal, priority: 'forward' });
+    } catch (error) {
+      throw this.#aborted(error, `${this.market} ${path} request`);
+    }
+    let reply: RawReply;
+    try {
+      reply = await this.#send(path, query, ref, options.signal);
+    } catch (error) {
+      this.#onResponse?.(path, 0);
+      throw error;
+    } finally {
+      settle();
+    }
+    this.#onResponse?.(path, reply.status);
+    // Only for its effect: the whole budget pauses (or stops for the ban), as after the client's own 429/418.
+    if (reply.status === 429 || reply.status === 418) this.#failure(reply.status, reply.headers, reply.text, ref, 0);
+    return {
+      status: reply.status,
+      body: reply.text,
+      contentType: header(reply.headers, 'content-type'),
+      retryAfter: header(reply.headers, 'retry-after'),
+    };
   }
 
   /**
@@ -406,6 +479,22 @@ export class BinanceRestClient {
     callerSignal: AbortSignal | undefined,
     parse: (body: unknown, ref: EndpointRef) => T,
   ): Promise<Attempt<T>> {
+    try {
+      const reply = await this.#send(path, query, ref, callerSignal);
+      if (reply.status >= 200 && reply.status < 300) return { ok: true, value: parse(parseJson(reply.text, ref), ref) };
+      return this.#failure(reply.status, reply.headers, reply.text, ref, attempt);
+    } catch (error) {
+      if (!(error instanceof CandleServerError)) throw error;
+      return { ok: false, error, retriable: error instanceof TimeoutError || error instanceof NetworkError };
+    }
+  }
+
+  /**
+   * One GET of `path?query`, read whole; the reply's weight header corrects the governor. A
+   * failure before a status arrived becomes AbortedError (the caller's signal), ClosedError,
+   * TimeoutError or NetworkError.
+   */
+  async #send(path: string, query: string, ref: EndpointRef, callerSignal: AbortSignal | undefined): Promise<RawReply> {
     const url = new URL(this.#baseUrl.pathname.replace(/\/$/, '') + path, this.#baseUrl);
     url.search = query;
     const timeout = new AbortController();
@@ -423,20 +512,14 @@ export class BinanceRestClient {
       const text = await response.body.text();
       const used = Number(header(response.headers, 'x-mbx-used-weight-1m'));
       if (Number.isFinite(used)) this.governor.observe(used);
-      if (response.statusCode >= 200 && response.statusCode < 300) {
-        return { ok: true, value: parse(parseJson(text, ref), ref) };
-      }
-      return this.#failure(response.statusCode, response.headers, text, ref, attempt);
+      return { status: response.statusCode, headers: response.headers, text };
     } catch (error) {
-      if (error instanceof CandleServerError) return { ok: false, error, retriable: false };
-      if (callerSignal?.aborted) {
-        return { ok: false, error: new AbortedError(`${ref.market} ${ref.endpoint} request`, { cause: error }), retriable: false };
-      }
-      if (this.#closing.signal.aborted) return { ok: false, error: new ClosedError(`${this.market} REST client`), retriable: false };
+      if (callerSignal?.aborted) throw new AbortedError(`${ref.market} ${ref.endpoint} request`, { cause: error });
+      if (this.#closing.signal.aborted) throw new ClosedError(`${this.market} REST client`);
       if (timeout.signal.aborted || UNDICI_TIMEOUT_CODES.has((error as { code?: string }).code ?? '')) {
-        return { ok: false, error: new TimeoutError(ref, this.#timeoutMs, { cause: error }), retriable: true };
+        throw new TimeoutError(ref, this.#timeoutMs, { cause: error });
       }
-      return { ok: false, error: new NetworkError(ref, { cause: error, via: this.#via }), retriable: true };
+      throw new NetworkError(ref, { cause: error, via: this.#via });
     } finally {
       clearTimeout(timer);
     }
@@ -468,6 +551,13 @@ export class BinanceRestClient {
 }
 
 type Headers = Record<string, string | string[] | undefined>;
+
+/** One HTTP exchange, read whole. */
+interface RawReply {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly text: string;
+}
 
 /** A header's value whatever the case of its name (undici lower-cases, other dispatchers may not). */
 function header(headers: Headers, name: string): string | undefined {

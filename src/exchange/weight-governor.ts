@@ -29,15 +29,20 @@
  * governor.observe(Number(headers['x-mbx-used-weight-1m']));
  * ```
  */
-import { AbortedError, BannedError, ClosedError, InvalidArgumentError } from '../errors.js';
+import { AbortedError, BannedError, ClosedError, InvalidArgumentError, WeightUnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { silentLogger } from '../log.js';
 import type { BanStore } from './ban-store.js';
 import { MARKETS, type BudgetGroup } from '../binance/markets.js';
 import { processWide } from '../util/process-wide.js';
 
-/** Which waiters are served first: live updates before back-fill. */
-export type WeightPriority = 'live' | 'backfill';
+/**
+ * Which waiters are served first: live updates before back-fill. 'forward' (requests the HTTP API
+ * passes on for other processes) is below both and never waits: it is granted at once, when the
+ * charge fits now (leaving FORWARD_RESERVE of the budget) and nothing else is waiting, or refused
+ * with WeightUnavailableError.
+ */
+export type WeightPriority = 'live' | 'backfill' | 'forward';
 
 /** Options of {@link WeightGovernor}. */
 export interface WeightGovernorOptions {
@@ -92,6 +97,12 @@ interface Waiter {
   readonly reject: (error: Error) => void;
   readonly detach: () => void;
 }
+
+/**
+ * Share of the budget 'forward' grants leave to live and back-fill work arriving later in the
+ * window: other processes' requests never take the weight a repair will need.
+ */
+export const FORWARD_RESERVE = 0.2;
 
 // setTimeout fires at once for delays above 2^31 - 1 ms; longer waits are re-armed in steps.
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -217,7 +228,10 @@ export class WeightGovernor {
   /**
    * Waits until `weight` fits in the budget, then charges it. Resolves when the request may be
    * sent, with the function to call once its reply has arrived; rejects with AbortedError (signal), ClosedError (close), BannedError (a ban is in force
-   * and `waitForBan` is not set) or InvalidArgumentError (weight above the whole budget).
+   * and `waitForBan` is not set) or InvalidArgumentError (weight above the whole budget). At
+   * priority 'forward' it does not wait: it rejects with WeightUnavailableError when the weight
+   * cannot be granted at once (a pause, work waiting, or the window's budget spent but for the
+   * {@link FORWARD_RESERVE} kept for live work).
    */
   async acquire(weight: number, options: AcquireOptions = {}): Promise<SettleWeight> {
     if (this.#closed) throw new ClosedError(`weight governor ${this.name}`);
@@ -232,6 +246,7 @@ export class WeightGovernor {
     await this.restore();
     if (this.#closed) throw new ClosedError(`weight governor ${this.name}`);
     if (!waitForBan && this.bannedUntil !== undefined) throw new BannedError(this.name, this.#banUntil);
+    if (priority === 'forward') return this.#grantNow(weight);
 
     return new Promise<SettleWeight>((resolve, reject) => {
       const queue = priority === 'live' ? this.#live : this.#backfill;
@@ -366,12 +381,41 @@ export class WeightGovernor {
         return this.#wakeIn(this.#windowStart + this.windowMs - now);
       }
       queue.shift();
-      this.#used += waiter.weight;
-      const charge: Charge = { weight: waiter.weight, windowEnd: this.#windowStart + this.windowMs, settledAt: undefined };
-      this.#unsettled.add(charge);
       waiter.detach();
-      waiter.resolve(() => this.#settle(charge));
+      waiter.resolve(this.#charge(waiter.weight));
     }
+  }
+
+  /** Charges `weight` to the current window (rolled already); returns its settle function. */
+  #charge(weight: number): SettleWeight {
+    this.#used += weight;
+    const charge: Charge = { weight, windowEnd: this.#windowStart + this.windowMs, settledAt: undefined };
+    this.#unsettled.add(charge);
+    return () => this.#settle(charge);
+  }
+
+  /** The 'forward' grant: now or never, behind every waiter and inside the window's budget. */
+  #grantNow(weight: number): SettleWeight {
+    const now = this.#now();
+    this.#roll(now);
+    const windowEnd = this.#windowStart + this.windowMs;
+    const refuse = (reason: string, retryAt: number): WeightUnavailableError =>
+      new WeightUnavailableError({
+        budget: this.name,
+        weight,
+        used: this.#used,
+        limit: this.budget,
+        reason,
+        retryAt,
+        retryAfterMs: retryAt - now,
+      });
+    if (this.#pausedUntil > now) throw refuse('requests are paused after a 429', this.#pausedUntil);
+    if (this.queued > 0) throw refuse(`${this.queued} live or back-fill requests are waiting`, windowEnd);
+    const room = this.budget - Math.floor(this.budget * FORWARD_RESERVE);
+    if (this.#used + weight > room) {
+      throw refuse(`the window has no room left (forwarded requests may use ${room}, the rest is kept for live work)`, windowEnd);
+    }
+    return this.#charge(weight);
   }
 
   #settle(charge: Charge): void {

@@ -454,8 +454,16 @@ function jsonStatus(status: SymbolStatus): Record<string, unknown> {
   return Object.fromEntries(Object.entries(status).map(([key, value]) => [key, value ?? null]));
 }
 
-/** Why a followed symbol's candles are not served, with the ages that decided it. */
-function describeNotFresh(status: SymbolStatus, securitySeconds: number): string {
+/**
+ * Why a followed symbol's candles are not served, with the ages that decided it: the message of
+ * every not-fresh reply (/candles, the Binance paths).
+ *
+ * @example
+ * ```ts
+ * describeNotFresh(server.status('BTCUSDT', 180), 180); // 'BTCUSDT is still being filled (12 rows so far)'
+ * ```
+ */
+export function describeNotFresh(status: SymbolStatus, securitySeconds: number): string {
   const limitMs = securitySeconds * 1000;
   const age = (ms: number | undefined): string => (ms === undefined ? 'never' : `${Math.round(ms)} ms ago`);
   switch (status.state) {

@@ -11,7 +11,18 @@
  * ```
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { MARKETS, SYMBOL_PATTERN, isInterval, type MarketSpec, type MarketType } from '../binance/markets.js';
+import {
+  INVALID_SYMBOL,
+  SYMBOL_RANGE,
+  binanceFailure,
+  illegalCharacters,
+  invalidValue,
+  klinesWeightOf,
+  readKlinesRequest,
+  resolveKlinesRange,
+  type BinanceFailure,
+} from '../binance/klines-query.js';
+import { MARKETS, SYMBOL_PATTERN, type MarketSpec, type MarketType } from '../binance/markets.js';
 import type { RawKline } from '../binance/kline.js';
 import type { SimSymbol } from './types.js';
 import type { WeightLedger } from './weights.js';
@@ -25,29 +36,7 @@ export interface RestRoutesOptions {
   readonly ledger: WeightLedger;
 }
 
-/** A Binance error reply: HTTP status, code and message. */
-export interface BinanceFailure {
-  readonly status: number;
-  readonly code: number;
-  readonly msg: string;
-}
-
-const DAY = 86_400_000;
-// COIN-M serves at most this span between startTime and endTime.
-const CM_MAX_SPAN_MS = 200 * DAY;
-const DIGITS = /^[0-9]{1,20}$/;
 const SPOT_STATUSES = ['PRE_TRADING', 'TRADING', 'POST_TRADING', 'END_OF_DAY', 'HALT', 'AUCTION_MATCH', 'BREAK'];
-const TIME_ZONE = /^[+-]?(\d{1,2})(:(\d{2}))?$/;
-
-function fail(status: number, code: number, msg: string): BinanceFailure {
-  return { status, code, msg };
-}
-
-const missing = (name: string) => fail(400, -1102, `Mandatory parameter '${name}' was not sent, was empty/null, or malformed.`);
-const illegal = (name: string, range: string) =>
-  fail(400, -1100, `Illegal characters found in parameter '${name}'; legal range is '${range}'.`);
-const invalidValue = (name: string) => fail(400, -1130, `Data sent for parameter '${name}' is not valid.`);
-const INVALID_SYMBOL = fail(400, -1121, 'Invalid symbol.');
 
 /** Writes a JSON reply with the given headers. */
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -174,9 +163,7 @@ export class RestRoutes {
   #weightOf(route: 'klines' | 'time' | 'exchangeInfo', params: URLSearchParams): number {
     if (route === 'time') return this.#spec.timeWeight;
     if (route === 'exchangeInfo') return this.#spec.exchangeInfoWeight;
-    const limit = params.get('limit');
-    const n = limit !== null && DIGITS.test(limit) ? Number(limit) : this.#spec.klinesDefaultLimit;
-    return this.#spec.klinesWeight(Math.min(n, this.#spec.klinesMaxLimit));
+    return klinesWeightOf(this.market, params);
   }
 
   #sendBan(reply: (status: number, body: unknown, headers?: Record<string, string>) => void, ip: string, until: number, now: number): void {
@@ -212,42 +199,13 @@ export class RestRoutes {
   }
 
   #klines(params: URLSearchParams, now: number): BinanceFailure | { body: RawKline[] } {
-    const symbol = params.get('symbol');
-    const interval = params.get('interval');
-    if (symbol === null || symbol === '') return missing('symbol');
-    if (interval === null || interval === '') return missing('interval');
-    if (!SYMBOL_PATTERN.test(symbol)) return illegal('symbol', '^[A-Z0-9-_.]{1,20}$');
-    const numbers: Partial<Record<'startTime' | 'endTime' | 'limit', number>> = {};
-    for (const name of ['startTime', 'endTime', 'limit'] as const) {
-      const text = params.get(name);
-      if (text === null || text === '') continue;
-      if (!DIGITS.test(text)) return illegal(name, '^[0-9]{1,20}$');
-      numbers[name] = Number(text);
-    }
-    if (!isInterval(interval) || !this.#spec.intervals.includes(interval)) return fail(400, -1120, 'Invalid interval.');
-    if (this.#world.symbol(this.market, symbol) === undefined) return INVALID_SYMBOL;
-    const limit = numbers.limit ?? this.#spec.klinesDefaultLimit;
-    if (limit < 1 || limit > this.#spec.klinesMaxLimit) return invalidValue('limit');
-    if (this.market === 'SPOT') {
-      const timeZone = params.get('timeZone');
-      // Accepted for compatibility; candles stay on UTC boundaries whatever the offset.
-      if (timeZone !== null && timeZone !== '' && !isTimeZone(timeZone)) return invalidValue('timeZone');
-    }
-    const { startTime, endTime } = numbers;
-    if (startTime !== undefined && endTime !== undefined && startTime > endTime) {
-      return this.market === 'SPOT' ? { body: [] } : fail(400, -1023, 'Start time is greater than end time.');
-    }
-    const read = (from: number, to: number, newest: boolean) =>
-      this.#world.klines(this.market, symbol, interval, { from, to, limit, newest, now });
-    if (this.market === 'CM') {
-      // COIN-M: the newest `limit` candles of a window of at most 200 days ending at endTime.
-      const to = endTime ?? (startTime === undefined ? now : Math.min(startTime + CM_MAX_SPAN_MS, now));
-      const from = startTime ?? to - CM_MAX_SPAN_MS;
-      if (to - from > CM_MAX_SPAN_MS) return invalidValue('endTime');
-      return { body: read(from, to, true) };
-    }
-    if (startTime !== undefined) return { body: read(startTime, endTime ?? now, false) };
-    return { body: read(0, endTime ?? now, true) };
+    const request = readKlinesRequest(this.market, params);
+    if ('code' in request) return request;
+    if (this.#world.symbol(this.market, request.symbol) === undefined) return INVALID_SYMBOL;
+    const range = resolveKlinesRange(this.market, request, now);
+    if ('code' in range) return range;
+    if (range.isEmpty) return { body: [] };
+    return { body: this.#world.klines(this.market, request.symbol, request.interval, { ...range, now }) };
   }
 
   #exchangeInfo(params: URLSearchParams, now: number): BinanceFailure | { body: unknown } {
@@ -291,22 +249,22 @@ export class RestRoutes {
     const status = params.get('symbolStatus');
     const permissions = params.get('permissions');
     if (status !== null && (one !== null || many !== null)) {
-      return fail(400, -1128, 'Combination of optional parameters invalid.');
+      return binanceFailure(400, -1128, 'Combination of optional parameters invalid.');
     }
     let symbols = all;
     if (one !== null) {
-      if (!SYMBOL_PATTERN.test(one)) return illegal('symbol', '^[A-Z0-9-_.]{1,20}$');
+      if (!SYMBOL_PATTERN.test(one)) return illegalCharacters('symbol', SYMBOL_RANGE);
       symbols = all.filter((s) => s.symbol === one);
       if (symbols.length === 0) return INVALID_SYMBOL;
     } else if (many !== null) {
       const names = parseJsonList(many);
-      if (names === undefined) return illegal('symbols', '^\\[("[A-Z0-9-_.]{1,20}"(,"[A-Z0-9-_.]{1,20}"){0,}){0,1}\\]$');
+      if (names === undefined) return illegalCharacters('symbols', '^\\[("[A-Z0-9-_.]{1,20}"(,"[A-Z0-9-_.]{1,20}"){0,}){0,1}\\]$');
       const wanted = new Set(names);
       symbols = all.filter((s) => wanted.has(s.symbol));
       if (symbols.length !== wanted.size) return INVALID_SYMBOL;
     }
     if (status !== null) {
-      if (!SPOT_STATUSES.includes(status)) return fail(400, -1122, 'Invalid symbolStatus.');
+      if (!SPOT_STATUSES.includes(status)) return binanceFailure(400, -1122, 'Invalid symbolStatus.');
       symbols = symbols.filter((s) => s.status === status);
     }
     if (permissions !== null) {
@@ -434,14 +392,6 @@ function parseJsonList(text: string): string[] | undefined {
   } catch {
     return undefined;
   }
-}
-
-function isTimeZone(text: string): boolean {
-  const match = TIME_ZONE.exec(text);
-  if (match === null) return false;
-  const hours = Number(match[1]);
-  const minutes = match[3] === undefined ? 0 : Number(match[3]);
-  return hours <= 14 && minutes < 60;
 }
 
 // The step 10^-decimals written with `display` decimals ("0.01000000").

@@ -76,6 +76,9 @@ export class CandleRing {
   readonly #view: CandleView;
   // Outcome of the last #place call, returned by the upsert methods without allocating.
   #placed: UpsertResult = 'ignored';
+  // Changes when a row before the newest is rewritten: readers keep what they derive from rows
+  // (printed replies) by open time and check this one number to know it still holds.
+  #revision = nextRevision();
 
   constructor(length: number, options: CandleRingOptions = {}) {
     if (!Number.isSafeInteger(length) || length < 1) {
@@ -114,6 +117,18 @@ export class CandleRing {
   /** Open time of the oldest candle, or undefined when empty. */
   get oldestOpenTime(): number | undefined {
     return this.#view.oldestOpenTime;
+  }
+
+  /**
+   * A number that changes whenever a row before the newest is written again or a row is put among
+   * the others (a repair, a merge, a restore, a clear). Appending, dropping the oldest rows and
+   * updating the newest row in place (the forming candle, its close) leave it. So while it holds,
+   * every row but the newest still has the values it had, under the same open time: what a reader
+   * derived from them by open time stays valid. Unique across rings: a ring that replaces another
+   * never shows a number the other had.
+   */
+  get revision(): number {
+    return this.#revision;
   }
 
   /** Bytes of candle memory held (the buffer, slack included). */
@@ -235,12 +250,14 @@ export class CandleRing {
     s.data.set(rows.subarray((total - keep) * W, total * W), 0);
     s.start = 0;
     s.count = keep;
+    this.#revision = nextRevision();
   }
 
   /** Removes every candle. */
   clear(): void {
     this.#state.start = 0;
     this.#state.count = 0;
+    this.#revision = nextRevision();
   }
 
   /** Removes the candles that open before `openTime`; returns how many. */
@@ -316,8 +333,10 @@ export class CandleRing {
       return (s.start + s.count - 1) * W;
     }
     let i = this.#lowerBound(t);
+    // Every outcome from here on but 'ignored' changes a row before the newest.
     if (data[(s.start + i) * W] === t) {
       this.#placed = 'updated';
+      this.#revision = nextRevision();
       return (s.start + i) * W;
     }
     if (s.count === this.length) {
@@ -339,6 +358,7 @@ export class CandleRing {
     }
     s.count++;
     this.#placed = 'inserted';
+    this.#revision = nextRevision();
     return (s.start + i) * W;
   }
 
@@ -384,10 +404,18 @@ export class CandleRing {
     s.data.set(merged.subarray((k - keep) * W, k * W), 0);
     s.start = 0;
     s.count = keep;
+    this.#revision = nextRevision();
     let kept = 0;
     for (let r = k - keep; r < k; r++) kept += fromBatch[r] as number;
     return kept;
   }
+}
+
+// The last revision handed out, by any ring: revisions are unique within the process.
+let revisions = 0;
+function nextRevision(): number {
+  revisions += 1;
+  return revisions;
 }
 
 // Open time of a row after checking its shape, so nothing is placed for a row that cannot be written.

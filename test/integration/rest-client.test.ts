@@ -10,6 +10,7 @@ import {
   MalformedResponseError,
   RateLimitError,
   TimeoutError,
+  WeightUnavailableError,
 } from '../../src/errors.js';
 import { BanStore } from '../../src/exchange/ban-store.js';
 import { openTimeOf } from '../../src/binance/intervals.js';
@@ -17,7 +18,7 @@ import { planKlinePages } from '../../src/exchange/kline-pages.js';
 import type { MarketType } from '../../src/binance/markets.js';
 import { BinanceRestClient, parseRetryAfter, requestWeightLimit } from '../../src/exchange/rest-client.js';
 import { ServerClock } from '../../src/exchange/server-clock.js';
-import { WeightGovernor } from '../../src/exchange/weight-governor.js';
+import { FORWARD_RESERVE, WeightGovernor } from '../../src/exchange/weight-governor.js';
 import { SimulatedBinance } from '../../src/sim/index.js';
 import { sleep } from '../../src/util/abort.js';
 
@@ -127,6 +128,70 @@ describe('BinanceRestClient against the simulated exchange', () => {
     const info = await client.exchangeInfo();
     expect(info.symbols.map((s) => [s.symbol, s.contractStatus])).toContainEqual(['BTCUSD_PERP', 'TRADING']);
     expect(governor.limit).toBe(2400);
+  });
+
+  it('keeps the whole exchangeInfo body it read, fields the schema does not know included', async () => {
+    const client = newClient('SPOT', newGovernor('spot'));
+    expect(client.lastExchangeInfo).toBeUndefined();
+    await client.exchangeInfo();
+    const kept = client.lastExchangeInfo;
+    expect(kept?.query).toBe('permissions=SPOT&symbolStatus=TRADING&showPermissionSets=false');
+    const direct = await fetch(`${sim.urls('SPOT').rest}/api/v3/exchangeInfo?${kept?.query ?? ''}`);
+    const body = (await direct.json()) as Record<string, unknown>;
+    expect({ ...kept?.body, serverTime: 0 }).toEqual({ ...body, serverTime: 0 });
+    expect(JSON.stringify(kept?.body)).toContain('"filters":[{"filterType":"PRICE_FILTER"');
+  });
+
+  it('forwards a request as it is: the reply verbatim, counted once, charged at the forward priority', async () => {
+    const governor = newGovernor('futures');
+    const statuses: Array<[string, number]> = [];
+    const client = new BinanceRestClient({
+      market: 'UM',
+      governor,
+      baseUrl: sim.urls('UM').rest,
+      clock,
+      onResponse: (endpoint, status) => statuses.push([endpoint, status]),
+    });
+    open.push(client);
+    const query = 'symbol=BTCUSDT&interval=1h&limit=3';
+    const reply = await client.forward('/fapi/v1/klines', query, 1);
+    const direct = await fetch(`${sim.urls('UM').rest}/fapi/v1/klines?${query}`);
+    expect(reply.status).toBe(200);
+    expect(reply.contentType).toBe('application/json;charset=UTF-8');
+    expect(reply.body).toBe(await direct.text());
+    const bad = await client.forward('/fapi/v1/klines', 'symbol=NOSUCH&interval=1h', 5);
+    expect([bad.status, bad.body]).toEqual([400, '{"code":-1121,"msg":"Invalid symbol."}']);
+    expect(statuses).toEqual([
+      ['/fapi/v1/klines', 200],
+      ['/fapi/v1/klines', 400],
+    ]);
+    expect(sim.stats.requestsTo('/fapi/v1/klines')).toBe(3);
+
+    // A limit whose forward share (the budget less FORWARD_RESERVE) has room for one more: the
+    // second is refused at once, and not sent.
+    const forwardRoom = (limit: number): number => {
+      const budget = Math.floor(limit * 0.75);
+      return budget - Math.floor(budget * FORWARD_RESERVE);
+    };
+    let limit = 1;
+    while (forwardRoom(limit) < governor.usedWeight + 5) limit += 1;
+    governor.setLimit(limit);
+    await client.forward('/fapi/v1/klines', query, 5);
+    const refused = await client.forward('/fapi/v1/klines', query, 5).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(WeightUnavailableError);
+    expect(sim.stats.requestsTo('/fapi/v1/klines')).toBe(4);
+
+    // The exchange's 418 comes back as it is, and bans the whole budget: the next one is not sent.
+    sim.resetWeights();
+    governor.setLimit(2400);
+    sim.faults.forcedRetryAfterSeconds = 60;
+    sim.faults.force418Next = 1;
+    const banned = await client.forward('/fapi/v1/klines', query, 1);
+    expect(banned.status).toBe(418);
+    expect(banned.body).toMatch(/"code":-1003,"msg":"Way too many requests; IP\(127.0.0.1\) banned until \d+/);
+    expect(governor.bannedUntil).toBeGreaterThan(clock.now() + 50_000);
+    await expect(client.forward('/fapi/v1/klines', query, 1)).rejects.toBeInstanceOf(BannedError);
+    expect(sim.stats.requestsTo('/fapi/v1/klines')).toBe(5);
   });
 
   it('errors carry the HTTP status, the Binance code and message, and the endpoint; 4xx are not retried', async () => {

@@ -252,3 +252,34 @@ describe('CandleRing memory', () => {
     expect(held).toBeGreaterThanOrEqual(raw);
   });
 });
+
+describe('CandleRing revision', () => {
+  it('stays while rows are appended, the oldest dropped or the newest updated in place, and changes with every other write', () => {
+    const ring = new CandleRing(3);
+    const seen = [ring.revision];
+    /** Runs `write` and says whether the revision changed. */
+    const changes = (write: () => unknown): boolean => {
+      write();
+      const changed = ring.revision !== seen[seen.length - 1];
+      seen.push(ring.revision);
+      return changed;
+    };
+    expect(changes(() => ring.upsert(kline(0, 100)))).toBe(false); // first row
+    expect(changes(() => ring.upsert(kline(0, 101)))).toBe(false); // forming candle updated
+    expect(changes(() => ring.upsertNumbers(T0, 1, 2, 0.5, 102, 11, T0 + MIN - 1, 16, 5, 6, 8))).toBe(false); // its close
+    expect(changes(() => ring.upsert(kline(2, 103)))).toBe(false); // appended
+    expect(changes(() => ring.upsert(kline(1, 104)))).toBe(true); // inserted before the newest
+    expect(changes(() => ring.upsert(kline(1, 105)))).toBe(true); // an older row corrected
+    expect(changes(() => ring.upsert(kline(3, 106)))).toBe(false); // appended, the oldest dropped
+    expect(changes(() => ring.upsert(kline(0, 107)))).toBe(false); // older than the full ring: ignored
+    expect(changes(() => ring.upsertMany([kline(4, 1), kline(2, 2)]))).toBe(true); // merged out of order
+    expect(changes(() => ring.upsertMany([kline(5, 1), kline(6, 2)]))).toBe(false); // appended in order
+    expect(changes(() => ring.dropBefore(T0 + 5 * MIN))).toBe(false); // the oldest dropped
+    expect(changes(() => ring.assign(new Float64Array(row(9, 1))))).toBe(true);
+    expect(changes(() => ring.clear())).toBe(true);
+    // It only grows, so a number once seen never comes back to mean other rows.
+    expect(seen).toEqual([...seen].sort((a, b) => a - b));
+    // Unique across rings: a ring that replaces another does not take over its number.
+    expect(new CandleRing(3).revision).toBeGreaterThan(ring.revision);
+  });
+});

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { AbortedError, BannedError, ClosedError, InvalidArgumentError } from '../../src/errors.js';
+import { AbortedError, BannedError, ClosedError, InvalidArgumentError, WeightUnavailableError } from '../../src/errors.js';
 import { BanStore } from '../../src/exchange/ban-store.js';
 import { WeightGovernor, sharedGovernor } from '../../src/exchange/weight-governor.js';
 import { backoffDelay, sleep } from '../../src/util/abort.js';
@@ -51,6 +51,54 @@ describe('WeightGovernor scheduling', () => {
     expect(order).toEqual(['a', 'b', 'c']);
     expect(g.usedWeight).toBe(4);
     await Promise.all(all);
+    g.close();
+  });
+
+  it("grants 'forward' weight at once or refuses it, never ahead of waiting work and never past the budget", async () => {
+    const g = governor();
+    const refusal = async (weight: number): Promise<WeightUnavailableError> => {
+      const error: unknown = await g.acquire(weight, { priority: 'forward' }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(WeightUnavailableError);
+      return error as WeightUnavailableError;
+    };
+    (await g.acquire(4, { priority: 'forward' }))();
+    expect(g.usedWeight).toBe(4);
+    // Forwarded requests may use 8 of the budget of 10 (FORWARD_RESERVE): 4 + 5 is refused, with
+    // the window's turn as the time to try again.
+    const full = await refusal(5);
+    expect(full.retryAt).toBe(11 * WINDOW);
+    expect(full.retryAfterMs).toBe(WINDOW);
+    expect(full.message).toMatch(
+      /cannot grant 5 at once \(4 of 10 used in this window\): the window has no room left \(forwarded requests may use 8/,
+    );
+    (await g.acquire(4, { priority: 'forward' }))();
+    expect(g.usedWeight).toBe(8);
+    // The reserve is there for live work.
+    (await g.acquire(2))();
+    expect(g.usedWeight).toBe(10);
+    // Live work waiting for the next window goes first, even when the forward charge would fit then.
+    const order: string[] = [];
+    const live = track(g, 6, 'live', order);
+    await vi.advanceTimersByTimeAsync(0);
+    expect(g.queued).toBe(1);
+    expect((await refusal(1)).message).toMatch(/1 live or back-fill requests are waiting/);
+    await vi.advanceTimersByTimeAsync(WINDOW);
+    await live;
+    expect(order).toEqual(['live']);
+    (await g.acquire(2, { priority: 'forward' }))();
+    expect(g.usedWeight).toBe(8);
+    // A 429 pause refuses until its end.
+    await vi.advanceTimersByTimeAsync(WINDOW);
+    g.pauseFor(300, '429');
+    const paused = await refusal(1);
+    expect(paused.retryAfterMs).toBe(300);
+    expect(paused.message).toMatch(/paused after a 429/);
+    // A ban is a BannedError, as for every priority that does not wait for bans.
+    g.pauseFor(5 * WINDOW, '418');
+    await expect(g.acquire(1, { priority: 'forward' })).rejects.toBeInstanceOf(BannedError);
     g.close();
   });
 

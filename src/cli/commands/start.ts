@@ -14,6 +14,7 @@ import { proxiesFromEnv } from '../../exchange/proxy.js';
 import { CandleServer } from '../../candle-server.js';
 import type { Logger } from '../../log.js';
 import { loadCandleRule, type CandleRuleInput } from '../../rule.js';
+import { binanceRoutes } from '../../service/binance-routes.js';
 import { chartRoutes } from '../../service/chart-routes.js';
 import { startHttpApi } from '../../service/http-api.js';
 import { integerOption, parseOrHelp, stringOption, untilAborted, type CliContext, type CommandSpec } from '../args.js';
@@ -89,16 +90,18 @@ export async function runStart(argv: readonly string[], context: CliContext): Pr
   async function serve(): Promise<number> {
     try {
       if (rule.HTTP_PORT !== null) {
+        // Binance's own market-data paths first: other bots on the host read through them.
+        const binance = binanceRoutes(server, { logger });
         api = await startHttpApi({
           server,
           host: rule.HTTP_HOST,
           port: rule.HTTP_PORT,
           logger,
-          extraRoutes: chartRoutes(server, { logger }),
+          extraRoutes: [binance.route, ...chartRoutes(server, { logger })],
         });
         log.info(
           { url: api.url, port: api.port },
-          `try ${api.url}/chart, ${api.url}/health, ${api.url}/metrics, ${api.url}/symbols, ${api.url}/candles/<SYMBOL>`,
+          `try ${api.url}/chart, ${api.url}/health, ${api.url}/metrics, ${api.url}/symbols, ${api.url}/candles/<SYMBOL>, and Binance's own ${api.url}${binance.prefix}/klines`,
         );
       }
       const started = server.runCandleMap();

@@ -24,5 +24,5 @@ done
 [[ -f "$dir/sim.json" ]] || { echo "demo: the simulator did not start within 10 s" >&2; exit 1; }
 
 echo "demo: simulated exchange: $(cat "$dir/sim.json")" >&2
-echo "demo: starting candle-server; the HTTP API's address is logged below (open /chart in a browser, or try /health, /metrics, /symbols, /candles/BTCUSDT). Ctrl-C stops." >&2
+echo "demo: starting candle-server; the HTTP API's address is logged below (open /chart in a browser, or try /health, /metrics, /symbols, /candles/BTCUSDT?interval=1h, or Binance's own /api/v3/klines?symbol=BTCUSDT&interval=5m&limit=3). Ctrl-C stops." >&2
 node dist/cli/main.js start --config "$dir/spot.json" || true

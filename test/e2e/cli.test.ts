@@ -65,9 +65,16 @@ describe('the built CLI against the simulated exchange', () => {
     const written = await service.waitForLog((r) => r.msg === 'snapshot written', 1000);
     expect(service.stdout.some((line) => line.includes('"msg":"closed"'))).toBe(true);
 
-    const snapshots = (await readdir(join(dir, 'cache', 'spot'))).filter((name) => name.startsWith('snapshot-'));
+    const files = await readdir(join(dir, 'cache', 'spot'));
+    const snapshots = files.filter((name) => name.startsWith('snapshot-SPOT-1m-'));
     expect(snapshots.length).toBeGreaterThan(0);
     expect(join(dir, 'cache', 'spot', snapshots.at(-1) ?? '')).toBe(written.file);
+    // The rule files of `sim --write-config` keep 5m, 15m and 1h from the 1m streams: one snapshot each.
+    for (const interval of ['5m', '15m', '1h'])
+      expect(
+        files.some((name) => name.startsWith(`snapshot-SPOT-${interval}-`)),
+        interval,
+      ).toBe(true);
 
     const table = await runCli(['inspect', String(written.file)]);
     expect(table.code).toBe(0);

@@ -136,6 +136,8 @@ function simRule(market: MarketType, urls: SimUrls, dir: string, symbols: readon
     SYMBOLS: symbols.length > 0 && symbols.length <= 50 ? [...symbols] : 'all',
     BAR: '1m',
     LENGTH: 240,
+    // Longer timeframes kept from the 1m streams: the chart reads them, and so does Binance's klines path.
+    INTERVALS: ['5m', '15m', '1h'],
     TIMEZONE: 'UTC',
     LOCAL_CANDLE_DAYS: 0,
     DOWNLOAD_TIME: null,

@@ -25,6 +25,7 @@ export {
   parseCandleRule,
   resolveEndpoints,
   RULE_ENV_PREFIX,
+  shardSpecOf,
   type CandleRule,
   type CandleRuleInput,
   type LoadCandleRuleOptions,
@@ -45,6 +46,7 @@ export {
   WeightUnavailableError,
   type ConfigIssue,
 } from './errors.js';
+export { shardOf } from './sync/shard.js';
 export { CandleView, EMPTY_CANDLE_VIEW } from './store/candle-view.js';
 export { COL, KLINE_COLUMNS, type RawKline } from './binance/kline.js';
 export { INTERVALS, MARKET_TYPES, MARKETS, type Interval, type MarketType } from './binance/markets.js';

@@ -52,6 +52,9 @@ export const MAX_LENGTH = 100_000;
 /** The largest LOCAL_CANDLE_DAYS accepted (ten years of daily files). */
 export const MAX_LOCAL_CANDLE_DAYS = 3650;
 
+/** The largest N of SHARD 'k/N'. */
+export const MAX_SHARDS = 1024;
+
 /** UM contract types that SYMBOLS 'all' keeps by default. */
 export const DEFAULT_UM_CONTRACT_TYPES = ['PERPETUAL', 'CURRENT_QUARTER', 'NEXT_QUARTER', 'TRADIFI_PERPETUAL'] as const;
 
@@ -68,6 +71,7 @@ export const RULE_ENV_PREFIX = 'CANDLE_SERVER_';
 export const RULE_FILE_ENV = 'CANDLE_SERVER_CONFIG';
 
 const DOWNLOAD_TIME_PATTERN = /^([01]\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?$/;
+const SHARD_PATTERN = /^(\d+)\/(\d+)$/;
 const SYMBOL_FRAGMENT_PATTERN = /^[A-Z0-9_]*$/;
 const CONTRACT_TYPE_PATTERN = /^[A-Z][A-Z_]*$/;
 // A host name (an IP address is checked with isIP): no scheme, port, path or spaces.
@@ -134,6 +138,7 @@ function ruleFields(market: MarketType) {
       .default('127.0.0.1'),
     HTTP_PORT: z.number().int().min(0).max(65_535).nullable().default(null),
     PROXY: z.string().refine(isProxyUrl).nullable().default(null),
+    SHARD: shardText().nullable().default(null),
     INTERVALS: z.array(z.enum(INTERVALS)).default([]),
     FORWARD_KLINES: z.boolean().default(true),
   });
@@ -192,6 +197,8 @@ type Frozen<T> = T extends readonly (infer E)[] ? readonly E[] : T;
  *   connection to the exchange goes through: REST, streams, archives. null = direct, or the
  *   CandleServer's `proxies` option (which the CLI fills from HTTPS_PROXY / HTTP_PROXY / ALL_PROXY /
  *   NO_PROXY).
+ * - SHARD: 'k/N' = follow only the symbols of shard k of N (see shardOf), one server per egress IP,
+ *   each with its own weight budget; null = every symbol of the universe.
  * - INTERVALS: longer intervals kept beside BAR from the BAR stream alone ('5m', '1h', '1d', ...;
  *   each made of whole BAR candles), with LENGTH candles each; served by getCandleSecurity's
  *   `interval` option and Binance's klines paths of the HTTP API.
@@ -261,6 +268,8 @@ function expectedFor(key: string, market: MarketType): string | undefined {
       return 'expected a ws:// or wss:// URL without query or fragment';
     case 'PROXY':
       return 'expected null or a proxy URL: http://, https:// or socks5://[user:password@]host:port';
+    case 'SHARD':
+      return `expected null (no sharding) or 'k/N' with integers 1 <= k <= N <= ${MAX_SHARDS}, e.g. '2/4' (the second of four)`;
     case 'USE_ARCHIVES':
       return 'expected true or false';
     case 'UPDATE_MODE':
@@ -403,6 +412,21 @@ export function downloadTimeOf(rule: Pick<CandleRule, 'DOWNLOAD_TIME'>): { hours
 }
 
 /**
+ * SHARD as numbers: `index` k (1-based) of `count` N, or undefined when the rule is not sharded.
+ *
+ * @example
+ * ```ts
+ * shardSpecOf({ SHARD: '2/4' }); // { index: 2, count: 4 }
+ * shardSpecOf({ SHARD: null });  // undefined
+ * ```
+ */
+export function shardSpecOf(rule: Pick<CandleRule, 'SHARD'>): { index: number; count: number } | undefined {
+  const match = rule.SHARD === null ? null : SHARD_PATTERN.exec(rule.SHARD);
+  if (match === null) return undefined;
+  return { index: Number(match[1]), count: Number(match[2]) };
+}
+
+/**
  * The rule with every default and nothing else: the original's table plus candle-server's fields.
  *
  * @example
@@ -480,6 +504,23 @@ function checkSymbolList<T>(value: readonly string[], ctx: z.core.$RefinementCtx
     }
     seen.add(symbol);
   });
+}
+
+/** 'k/N' with 1 <= k <= N <= MAX_SHARDS, written back without leading zeros ('02/4' -> '2/4'). */
+function shardText() {
+  return z
+    .string()
+    .superRefine((value, ctx) => {
+      const match = SHARD_PATTERN.exec(value);
+      const [k, n] = match === null ? [NaN, NaN] : [Number(match[1]), Number(match[2])];
+      let problem: string | undefined;
+      if (match === null) problem = 'not of the form k/N';
+      else if (n < 1 || n > MAX_SHARDS) problem = `N is ${n}, outside 1..${MAX_SHARDS}`;
+      else if (k < 1 || k > n) problem = `k is ${k}, outside 1..${n}`;
+      if (problem !== undefined)
+        ctx.addIssue({ code: 'custom', input: value, message: `${problem}; ${expectedFor('SHARD', 'SPOT') ?? ''}` });
+    })
+    .transform((value) => value.replace(SHARD_PATTERN, (_, k: string, n: string) => `${Number(k)}/${Number(n)}`));
 }
 
 function symbolFragment() {
@@ -596,6 +637,7 @@ const ENV_KINDS: Record<RuleKey, EnvKind> = {
   HTTP_HOST: 'string',
   HTTP_PORT: 'nullableNumber',
   PROXY: 'nullableString',
+  SHARD: 'nullableString',
   INTERVALS: 'list',
   FORWARD_KLINES: 'boolean',
 };

@@ -31,6 +31,7 @@
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import type { CandleServer } from '../candle-server.js';
 import type { SymbolState } from '../sync/candle-sync.js';
+import { shardSpecOf } from '../rule.js';
 
 /** The Content-Type of the text exposition format. */
 export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
@@ -270,6 +271,7 @@ export function collectMetrics(server: CandleServer, options: CollectMetricsOpti
   const streams = stats.streams ?? { connections: 0, reconnects: 0, messages: 0, malformed: 0 };
   const loop = options.eventLoop?.read();
   const snapshotSeconds = stats.snapshots.lastDurationMs === undefined ? undefined : stats.snapshots.lastDurationMs / 1000;
+  const shard = shardSpecOf(server.rule);
 
   return [
     gauge('weight_used', 'Request weight used in the current minute window, as the exchange reports it.', stats.weight.used),
@@ -312,6 +314,12 @@ export function collectMetrics(server: CandleServer, options: CollectMetricsOpti
       ],
     },
     gauge('symbols', 'Symbols followed (the universe after filters).', symbols.length),
+    {
+      name: 'candle_server_shard_info',
+      help: 'Present (1) when the universe is split across servers (SHARD k/N): this server follows shard k of N.',
+      type: 'gauge',
+      samples: shard === undefined ? [] : [{ labels: { ...market, shard: String(shard.index), shards: String(shard.count) }, value: 1 }],
+    },
     gauge('symbols_ready', 'Symbols whose ring has been filled.', stats.ready),
     gauge('symbols_stale', 'Symbols not served now: any state but fresh.', symbols.length - (states.get('fresh') ?? 0)),
     {

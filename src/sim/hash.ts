@@ -8,6 +8,7 @@
  * unit(hash32(key, 7, minute)); // uniform in [0, 1), the same every time
  * ```
  */
+import { fmix32 as finalise, fnv1a32 } from '../util/hash.js';
 
 /** 32-bit integer hash of up to four integers (murmur3-style finaliser over a mix). */
 export function hash32(a: number, b: number, c = 0, d = 0): number {
@@ -26,22 +27,8 @@ export function mix32(seed: number, index: number): number {
   return finalise(Math.imul(seed ^ index, 0x9e3779b1));
 }
 
-// murmur3's fmix32: spreads every input bit over the whole word.
-function finalise(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
-
 /** Hash of a string (FNV-1a), to key symbols. */
-export function hashString(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i += 1) h = Math.imul(h ^ text.charCodeAt(i), 0x01000193);
-  return h >>> 0;
-}
+export const hashString: (text: string) => number = fnv1a32;
 
 /** Uniform in [0, 1) from a 32-bit hash. */
 export function unit(h: number): number {

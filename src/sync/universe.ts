@@ -4,7 +4,9 @@
  * forever).
  *
  * `selectUniverse` is the pure selection; `SymbolUniverse` owns the refresh timer and reports
- * changes. Fetching exchangeInfo is the caller's function, so this module knows nothing of the
+ * changes. With SHARD 'k/N' the universe is split across N servers after every filter: each keeps
+ * only the symbols `shardOf` puts on its shard, for SYMBOLS 'all' and an explicit list alike, at
+ * start and at every refresh (a new listing joins exactly one shard). Fetching exchangeInfo is the caller's function, so this module knows nothing of the
  * REST client.
  *
  * @example
@@ -26,6 +28,8 @@ import { AbortedError, CandleServerError, ClosedError, ConfigError, MalformedRes
 import { MARKETS, type MarketType } from '../binance/markets.js';
 import { silentLogger, type Logger } from '../log.js';
 import { isSymbol } from '../binance/symbols.js';
+import { shardSpecOf } from '../rule.js';
+import { shardOf } from './shard.js';
 
 /**
  * The fields of an exchangeInfo `symbols[]` entry that the selection reads. SPOT and UM report
@@ -46,17 +50,20 @@ export interface ExchangeInfoSymbol {
 /** The rule fields the universe depends on. */
 export type UniverseRule = Pick<
   CandleRule,
-  'SYMBOLS' | 'SYMBOLS_FILTER' | 'SYMBOL_CONTAINS' | 'SYMBOL_ENDSWITH' | 'UM_CONTRACT_TYPES' | 'SYMBOLS_REFRESH_SECONDS'
+  'SYMBOLS' | 'SYMBOLS_FILTER' | 'SYMBOL_CONTAINS' | 'SYMBOL_ENDSWITH' | 'UM_CONTRACT_TYPES' | 'SYMBOLS_REFRESH_SECONDS' | 'SHARD'
 >;
 
 /**
  * The outcome of a selection. `unknown` and `notTrading` are only filled for an explicit SYMBOLS
  * list: names exchangeInfo does not list at all, and names it lists but not as trading.
+ * `otherShards`: symbols kept by every filter but left to the other shards (SHARD), so the
+ * universe before sharding is `symbols` and `otherShards` together.
  */
 export interface UniverseSelection {
   readonly symbols: readonly string[];
   readonly unknown: readonly string[];
   readonly notTrading: readonly string[];
+  readonly otherShards: readonly string[];
 }
 
 /** What one refresh changed. */
@@ -82,14 +89,17 @@ export function isTrading(market: MarketType, entry: ExchangeInfoSymbol): boolea
  * Picks the symbols to follow. SYMBOLS 'all' keeps every trading symbol (on UM, also of a contract
  * type in UM_CONTRACT_TYPES), sorted; a list keeps its order and drops, reporting them, the names
  * exchangeInfo does not list or lists as not trading. Either way SYMBOLS_FILTER (exclusion),
- * SYMBOL_CONTAINS and SYMBOL_ENDSWITH apply afterwards. Entries whose name is not a valid symbol
+ * SYMBOL_CONTAINS and SYMBOL_ENDSWITH apply afterwards, then SHARD. Entries whose name is not a valid symbol
  * are ignored, so a strange reply never reaches a file path.
  *
  * @example
  * ```ts
  * selectUniverse('SPOT', [{ symbol: 'BTCUSDT', status: 'TRADING' }, { symbol: 'ETHBTC', status: 'TRADING' }],
  *   { ...rule, SYMBOLS: 'all', SYMBOL_ENDSWITH: 'USDT' });
- * // { symbols: ['BTCUSDT'], unknown: [], notTrading: [] }
+ * // { symbols: ['BTCUSDT'], unknown: [], notTrading: [], otherShards: [] }
+ * selectUniverse('SPOT', [{ symbol: 'BTCUSDT', status: 'TRADING' }, { symbol: 'SOLUSDT', status: 'TRADING' }],
+ *   { ...rule, SYMBOLS: 'all', SHARD: '1/2' });
+ * // { symbols: ['SOLUSDT'], unknown: [], notTrading: [], otherShards: ['BTCUSDT'] }
  * ```
  */
 export function selectUniverse(
@@ -111,19 +121,29 @@ export function selectUniverse(
       .map((entry) => entry.symbol)
       .filter(isKept)
       .sort();
-    return { symbols, unknown: [], notTrading: [] };
+    return { ...splitShards(symbols, rule), unknown: [], notTrading: [] };
   }
 
-  const symbols: string[] = [];
+  const kept: string[] = [];
   const unknown: string[] = [];
   const notTrading: string[] = [];
   for (const symbol of rule.SYMBOLS) {
     const entry = listed.get(symbol);
     if (entry === undefined) unknown.push(symbol);
     else if (!isTrading(market, entry)) notTrading.push(symbol);
-    else if (isKept(symbol)) symbols.push(symbol);
+    else if (isKept(symbol)) kept.push(symbol);
   }
-  return { symbols, unknown, notTrading };
+  return { ...splitShards(kept, rule), unknown, notTrading };
+}
+
+/** The symbols of this server's shard and those of the others, each in the order given. */
+function splitShards(symbols: string[], rule: Pick<UniverseRule, 'SHARD'>): { symbols: string[]; otherShards: string[] } {
+  const shard = shardSpecOf(rule);
+  if (shard === undefined) return { symbols, otherShards: [] };
+  const mine: string[] = [];
+  const others: string[] = [];
+  for (const symbol of symbols) (shardOf(symbol, shard.count) === shard.index ? mine : others).push(symbol);
+  return { symbols: mine, otherShards: others };
 }
 
 /**
@@ -289,7 +309,15 @@ export class SymbolUniverse {
       );
     }
     this.#apply(selection);
-    this.#logger.info({ count: selection.symbols.length }, `following ${selection.symbols.length} ${this.#market} symbols`);
+    const count = selection.symbols.length;
+    if (this.#rule.SHARD === null) this.#logger.info({ count }, `following ${count} ${this.#market} symbols`);
+    else {
+      const total = count + selection.otherShards.length;
+      this.#logger.info(
+        { shard: this.#rule.SHARD, count, total },
+        `shard ${this.#rule.SHARD}: following ${count} of the universe's ${total} ${this.#market} symbols`,
+      );
+    }
     this.#schedule();
     return this.#current;
   }
@@ -365,6 +393,15 @@ export class SymbolUniverse {
 
   #emptyIssues(selection: UniverseSelection): ConfigIssue[] {
     const rule = this.#rule;
+    if (selection.otherShards.length > 0) {
+      return [
+        {
+          path: 'SHARD',
+          received: rule.SHARD,
+          message: `expected a shard holding at least one symbol; the universe's ${selection.otherShards.length} ${this.#market} symbols are all on other shards (fewer shards, or more symbols)`,
+        },
+      ];
+    }
     if (rule.SYMBOLS === 'all') {
       return [
         {

@@ -209,6 +209,8 @@ export interface ForwardingServer {
   readonly url: string;
   /** REST and archive requests forwarded, by path without the query. */
   readonly requests: readonly string[];
+  /** The same requests as received: path and query (`/api/v3/klines?symbol=BTCUSDT&...`). */
+  readonly targets: readonly string[];
   /** WebSocket upgrades forwarded, by path as received (`/ws-spot/stream`, ...). */
   readonly upgrades: readonly string[];
   close(): Promise<void>;
@@ -223,6 +225,7 @@ export interface ForwardingServer {
 export async function startForwardingServer(target: string): Promise<ForwardingServer> {
   const { hostname, port } = new URL(target);
   const requests: string[] = [];
+  const targets: string[] = [];
   const upgrades: string[] = [];
   const sockets = new Set<Duplex>();
   const track = (socket: Duplex): void => {
@@ -232,6 +235,7 @@ export async function startForwardingServer(target: string): Promise<ForwardingS
   };
   const server = createHttpServer((req: IncomingMessage, res: ServerResponse) => {
     requests.push((req.url ?? '').split('?')[0] ?? '');
+    targets.push(req.url ?? '');
     const forwarded = httpRequest(
       { host: hostname, port: Number(port), method: req.method, path: req.url, headers: { ...req.headers, host: `${hostname}:${port}` } },
       (reply) => {
@@ -266,6 +270,7 @@ export async function startForwardingServer(target: string): Promise<ForwardingS
   return {
     url: `http://${HOST}:${address.port}`,
     requests,
+    targets,
     upgrades,
     close: async () => {
       for (const socket of sockets) socket.destroy();

@@ -84,7 +84,7 @@ describe('formatMetrics', () => {
 
 describe('collectMetrics', () => {
   /** A CandleServer reduced to what collectMetrics reads, with the given numbers. */
-  function serverWith(stats: Partial<CandleServerStats>, states: Record<string, SymbolState>): CandleServer {
+  function serverWith(stats: Partial<CandleServerStats>, states: Record<string, SymbolState>, shard: string | null = null): CandleServer {
     const latency = new Histogram([0.5, 1, 5]);
     latency.record(0.3);
     latency.record(2);
@@ -112,6 +112,7 @@ describe('collectMetrics', () => {
     };
     const stub = {
       market: 'UM',
+      rule: { SHARD: shard },
       intervals: ['1m', '1h'],
       isReady: true,
       stats: () => full,
@@ -172,6 +173,14 @@ describe('collectMetrics', () => {
     expect(text).toContain('# TYPE candle_server_snapshot_duration_seconds gauge');
     expect(valueOf(text, 'candle_server_snapshot_duration_seconds{market="UM"}')).toBeUndefined();
     expect(valueOf(text, 'candle_server_event_loop_delay_p99_seconds{market="UM"}')).toBeUndefined();
+  });
+
+  it('names the shard followed (SHARD k/N) in candle_server_shard_info, and has no sample when not sharded', () => {
+    const sharded = formatMetrics(collectMetrics(serverWith({}, { BTCUSDT: 'fresh' }, '2/4')));
+    expect(valueOf(sharded, 'candle_server_shard_info{market="UM",shard="2",shards="4"}')).toBe(1);
+    const whole = formatMetrics(collectMetrics(serverWith({}, { BTCUSDT: 'fresh' })));
+    expect(whole).toContain('# TYPE candle_server_shard_info gauge');
+    expect(whole).not.toMatch(/^candle_server_shard_info\{/m);
   });
 });
 

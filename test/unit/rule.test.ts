@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/errors.js';
-import { DEFAULT_RULE, downloadTimeOf, loadCandleRule, parseCandleRule, resolveEndpoints } from '../../src/rule.js';
+import { DEFAULT_RULE, downloadTimeOf, loadCandleRule, parseCandleRule, resolveEndpoints, shardSpecOf } from '../../src/rule.js';
 
 /** The error parseCandleRule throws for `input`, failing the test if it does not throw. */
 function configErrorOf(input: unknown): ConfigError {
@@ -294,6 +294,43 @@ describe('HTTP API settings', () => {
     const rule = await loadCandleRule({ env: { CANDLE_SERVER_HTTP_PORT: '9100', CANDLE_SERVER_HTTP_HOST: '0.0.0.0' } });
     expect(rule).toMatchObject({ HTTP_PORT: 9100, HTTP_HOST: '0.0.0.0' });
     expect((await loadCandleRule({ env: { CANDLE_SERVER_HTTP_PORT: 'none' } })).HTTP_PORT).toBeNull();
+  });
+});
+
+describe('SHARD', () => {
+  it('defaults to null (no sharding) and reads k/N as numbers, leading zeros dropped', () => {
+    expect(DEFAULT_RULE.SHARD).toBeNull();
+    expect(shardSpecOf(DEFAULT_RULE)).toBeUndefined();
+    expect(parseCandleRule({ SHARD: '2/4' }).SHARD).toBe('2/4');
+    expect(parseCandleRule({ SHARD: '02/04' }).SHARD).toBe('2/4');
+    expect(shardSpecOf(parseCandleRule({ SHARD: '1/1024' }))).toEqual({ index: 1, count: 1024 });
+    expect(shardSpecOf(parseCandleRule({ SHARD: '1/1' }))).toEqual({ index: 1, count: 1 });
+  });
+
+  it('refuses k outside 1..N, N outside 1..1024 and anything but k/N, naming the value and what is expected', () => {
+    const expected = "expected null (no sharding) or 'k/N' with integers 1 <= k <= N <= 1024, e.g. '2/4' (the second of four)";
+    const cases: Array<[unknown, string]> = [
+      ['5/4', `k is 5, outside 1..4; ${expected}`],
+      ['0/4', `k is 0, outside 1..4; ${expected}`],
+      ['1/1025', `N is 1025, outside 1..1024; ${expected}`],
+      ['0/0', `N is 0, outside 1..1024; ${expected}`],
+      ['1.5/4', `not of the form k/N; ${expected}`],
+      ['-1/4', `not of the form k/N; ${expected}`],
+      ['2 / 4', `not of the form k/N; ${expected}`],
+      ['', `not of the form k/N; ${expected}`],
+      [2, expected],
+    ];
+    for (const [value, message] of cases) {
+      expect(configErrorOf({ SHARD: value }).issues).toEqual([{ path: 'SHARD', received: value, message }]);
+    }
+  });
+
+  it('is read from CANDLE_SERVER_SHARD, none turning it off, and a bad value names the variable', async () => {
+    expect((await loadCandleRule({ env: { CANDLE_SERVER_SHARD: '2/4' } })).SHARD).toBe('2/4');
+    expect((await loadCandleRule({ env: { CANDLE_SERVER_SHARD: 'none' } })).SHARD).toBeNull();
+    const error = await loadErrorOf({ env: { CANDLE_SERVER_SHARD: '9/4' } });
+    expect(error.issues[0]).toMatchObject({ path: 'SHARD', received: '9/4' });
+    expect(error.issues[0]?.message).toMatch(/^k is 9, outside 1\.\.4; .* \[from CANDLE_SERVER_SHARD\]$/);
   });
 });
 

@@ -37,6 +37,7 @@ describe('selectUniverse', () => {
       symbols: ['BTCUSDT', 'ETHBTC', 'ETHUSDT', 'USDCUSDT'],
       unknown: [],
       notTrading: [],
+      otherShards: [],
     });
   });
 
@@ -63,11 +64,36 @@ describe('selectUniverse', () => {
 
   it('checks a list against exchangeInfo, reporting unknown and non-trading names instead of keeping them', () => {
     const selection = selectUniverse('SPOT', SPOT, rule({ SYMBOLS: ['ETHUSDT', 'NOPEUSDT', 'LUNAUSDT', 'BTCUSDT'] }));
-    expect(selection).toEqual({ symbols: ['ETHUSDT', 'BTCUSDT'], unknown: ['NOPEUSDT'], notTrading: ['LUNAUSDT'] });
+    expect(selection).toEqual({ symbols: ['ETHUSDT', 'BTCUSDT'], unknown: ['NOPEUSDT'], notTrading: ['LUNAUSDT'], otherShards: [] });
   });
 
   it('applies the filters to a list too', () => {
     expect(selectUniverse('SPOT', SPOT, rule({ SYMBOLS: ['ETHUSDT', 'ETHBTC'], SYMBOL_ENDSWITH: 'USDT' })).symbols).toEqual(['ETHUSDT']);
+  });
+
+  it('with SHARD keeps, after every filter, the symbols of its shard: for all and for a list, disjoint shards making up the whole', () => {
+    // Shard of 2 (pinned in shard.test.ts): BTCUSDT, ETHUSDT, ETHBTC on 2; USDCUSDT on 1.
+    expect(selectUniverse('SPOT', SPOT, rule({ SHARD: '1/2' }))).toEqual({
+      symbols: ['USDCUSDT'],
+      unknown: [],
+      notTrading: [],
+      otherShards: ['BTCUSDT', 'ETHBTC', 'ETHUSDT'],
+    });
+    expect(selectUniverse('SPOT', SPOT, rule({ SHARD: '2/2', SYMBOLS_FILTER: ['ETHBTC'] })).symbols).toEqual(['BTCUSDT', 'ETHUSDT']);
+    const list = rule({ SYMBOLS: ['USDCUSDT', 'NOPEUSDT', 'ETHUSDT', 'LUNAUSDT', 'BTCUSDT'], SHARD: '2/2' });
+    expect(selectUniverse('SPOT', SPOT, list)).toEqual({
+      symbols: ['ETHUSDT', 'BTCUSDT'],
+      unknown: ['NOPEUSDT'],
+      notTrading: ['LUNAUSDT'],
+      otherShards: ['USDCUSDT'],
+    });
+    for (const count of [1, 2, 3]) {
+      const shards = Array.from(
+        { length: count },
+        (_, k) => selectUniverse('UM', UM, rule({ MARKET: 'UM', SHARD: `${k + 1}/${count}` })).symbols,
+      );
+      expect(shards.flat().sort()).toEqual(selectUniverse('UM', UM, rule({ MARKET: 'UM' })).symbols);
+    }
   });
 
   it('ignores exchangeInfo entries whose name is not a Binance symbol', () => {
@@ -204,6 +230,42 @@ describe('SymbolUniverse', () => {
     expect(await universe.refresh()).toEqual({ joined: [], left: [] });
     expect(joined).toHaveLength(1);
     await universe.close();
+  });
+
+  it('with SHARD logs the share kept, lets a new listing join only its own shard, and refuses a shard left empty', async () => {
+    const ex = exchange(SPOT);
+    const { logger, lines } = captureLogger();
+    const shards = ['1/2', '2/2'].map(
+      (SHARD) => new SymbolUniverse({ market: 'SPOT', rule: rule({ SHARD }), fetchExchangeInfo: ex.fetch, logger }),
+    );
+    expect(await Promise.all(shards.map((u) => u.start()))).toEqual([['USDCUSDT'], ['BTCUSDT', 'ETHBTC', 'ETHUSDT']]);
+    expect(lines.some((l) => l.msg === "shard 1/2: following 1 of the universe's 4 SPOT symbols" && l.shard === '1/2')).toBe(true);
+    expect(lines.some((l) => l.msg === "shard 2/2: following 3 of the universe's 4 SPOT symbols" && l.total === 4)).toBe(true);
+
+    // SOLUSDT is on shard 1 of 2, BNBUSDT on shard 2; ETHBTC leaves shard 2.
+    ex.symbols = [
+      ...SPOT.filter((s) => s.symbol !== 'ETHBTC'),
+      { symbol: 'SOLUSDT', status: 'TRADING' },
+      { symbol: 'BNBUSDT', status: 'TRADING' },
+    ];
+    expect(await Promise.all(shards.map((u) => u.refresh()))).toEqual([
+      { joined: ['SOLUSDT'], left: [] },
+      { joined: ['BNBUSDT'], left: ['ETHBTC'] },
+    ]);
+    for (const u of shards) await u.close();
+
+    const empty = new SymbolUniverse({ market: 'SPOT', rule: rule({ SYMBOLS: ['BTCUSDT'], SHARD: '1/2' }), fetchExchangeInfo: ex.fetch });
+    const error = await empty.start().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).issues).toEqual([
+      {
+        path: 'SHARD',
+        received: '1/2',
+        message:
+          "expected a shard holding at least one symbol; the universe's 1 SPOT symbols are all on other shards (fewer shards, or more symbols)",
+      },
+    ]);
+    await empty.close();
   });
 
   it('keeps the last good list when a refresh fails, and says so', async () => {

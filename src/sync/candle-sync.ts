@@ -672,9 +672,11 @@ export class CandleSync {
     const derived = this.#derived.get(base.symbol);
     if (derived === undefined) return;
     for (const series of derived) {
+      const finalBefore = series.tracked.finalOpenTime;
       const from = series.follow(base, eventTime);
       if (isListening && from !== Number.POSITIVE_INFINITY) {
-        const kind = from < (series.ring.newestOpenTime ?? from) ? 'closed' : 'forming';
+        // A bar closed when the derived ring's final chain grew.
+        const kind = series.tracked.finalOpenTime > finalBefore ? 'closed' : 'forming';
         this.#events.emit('rows', { symbol: base.symbol, interval: series.interval, from, kind });
       }
     }

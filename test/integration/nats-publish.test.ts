@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CandleServer } from '../../src/candle-server.js';
 import { decodeCandle, decodeStatus, streamName, type CandleMessage, type StatusMessage } from '../../src/publish/wire.js';
 import { parseCandleRule } from '../../src/rule.js';
+import { collectMetrics, formatMetrics } from '../../src/service/metrics.js';
 import type { SimulatedBinance } from '../../src/sim/index.js';
 import { startNats, type TestNats } from '../helpers/nats.js';
 import { simRule, startSim } from '../helpers/sim.js';
@@ -126,6 +127,10 @@ describe('NATS publishing', () => {
       expect(stats?.isConnected).toBe(true);
       expect(stats?.stored).toBeGreaterThan(0);
       expect(stats?.lastPublishAt).toBeGreaterThan(0);
+      const metrics = formatMetrics(collectMetrics(server));
+      expect(metrics).toContain('candle_server_nats_connected{market="SPOT"} 1');
+      expect(metrics).toMatch(/candle_server_nats_published_total\{market="SPOT",kind="stored"\} [1-9]/);
+      expect(metrics).toMatch(/candle_server_nats_backlog\{market="SPOT"\} \d+/);
 
       // Live: the forming candle of each symbol, BAR and derived.
       for (const symbol of server.symbols()) {
@@ -172,7 +177,9 @@ describe('NATS publishing', () => {
       // Ingestion went on: fresh rings, newer candles.
       expect(server.getCandleSecurity('BTCUSDT', 3).isEmpty).toBe(false);
       expect(server.readRing('BTCUSDT').newestOpenTime).toBeGreaterThan(newestBefore + 1000);
+      // The backlog is one mark per symbol and interval, not a queue of candles.
       expect(server.stats().nats?.backlog).toBeLessThanOrEqual(server.symbols().length * server.intervals.length);
+      expect(collectMetrics(server).find((f) => f.name === 'candle_server_nats_connected')).toMatchObject({ samples: [{ value: 0 }] });
       await nats.start();
       expect(await waitFor(() => server.stats().nats?.isConnected === true, 20_000)).toBe(true);
       expect(await untilEqual(server, nc, prefix, 30_000)).toEqual([]);

@@ -350,7 +350,7 @@ export class NatsPublisher {
         if (signal.aborted) return;
         this.#publishStored(key, message);
       }
-      if (this.#stats.errors > errorsBefore || (this.#inFlight.size >= MAX_IN_FLIGHT / 2 && failures > 0)) {
+      if (this.#stats.errors > errorsBefore) {
         // Failing (NATS going down, JetStream not ready after a restart): the marks are back; wait.
         await Promise.allSettled([...this.#inFlight]);
         failures += 1;

@@ -50,6 +50,7 @@ import { backoffDelay, sleep } from './util/abort.js';
 import { SafeEmitter } from './util/emitter.js';
 import { Histogram } from './util/histogram.js';
 import { processWide } from './util/process-wide.js';
+import type { NatsPublisher, NatsPublishStats } from './publish/nats-publisher.js';
 
 /** Options of {@link CandleServer}. */
 export interface CandleServerOptions {
@@ -147,6 +148,8 @@ export interface CandleServerStats {
   readonly latency: Histogram;
   readonly snapshots: { readonly written: number; readonly lastDurationMs: number | undefined; readonly lastFile: string | undefined };
   readonly memoryBytes: number;
+  /** NATS publishing (undefined when NATS_URL is null, or before it starts). */
+  readonly nats?: NatsPublishStats;
 }
 
 // The running servers of the process, whichever copy of the package started them.
@@ -211,6 +214,8 @@ export class CandleServer {
   #universe: SymbolUniverse | undefined;
   #dailyScheduler: DailyScheduler | undefined;
   #streams: KlineStreams | undefined;
+  // Publishes the rings to NATS when the rule sets NATS_URL; loaded with import() only then.
+  #publisher: NatsPublisher | undefined;
   // The start itself, awaited by close(); `#running` adds the clean-up of a failed start.
   #runBody: Promise<void> | undefined;
   #running: Promise<void> | undefined;
@@ -432,6 +437,7 @@ export class CandleServer {
       latency: this.#latency,
       snapshots: { ...this.#snapshotStats },
       memoryBytes: this.#memoryBytes(),
+      ...(this.#publisher === undefined ? {} : { nats: this.#publisher.stats }),
     };
   }
 
@@ -534,6 +540,12 @@ export class CandleServer {
     while (symbols.some((s) => sync.unseeded(s) > 0)) await sleep(100, signal, 'derived rings');
     if (useStreams) await this.#awaitStreams(sync, symbols);
     dailyScheduler.startSchedule();
+    if (rule.NATS_URL !== null) {
+      // Loaded here only: nobody who leaves NATS_URL unset loads the publisher or the NATS client.
+      const { NatsPublisher } = await import('./publish/nats-publisher.js');
+      this.#publisher = new NatsPublisher({ source: this, logger: this.#options.logger ?? silentLogger() });
+      await this.#publisher.start(signal);
+    }
     this.#isReady = true;
     this.#logger.info({ symbols: symbols.length, memoryBytes: this.#memoryBytes() }, 'COMPLETE PREPARE candle_map');
   }
@@ -702,6 +714,7 @@ export class CandleServer {
     if (running.get(this.market) === this) running.delete(this.market);
     await this.#runBody?.catch(() => undefined);
     await Promise.allSettled(this.#loops);
+    await this.#publisher?.close();
     await this.#universe?.close();
     if (graceful) await this.#streams?.close();
     await this.#dailyScheduler?.close();

@@ -80,6 +80,9 @@ const HOST_NAME_PATTERN = /^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$/;
 const TIME_ZONE_SHAPE = /^[A-Za-z][A-Za-z0-9_+-]*(?:\/[A-Za-z0-9_+-]+)*$/;
 
 const symbolList = z.array(z.string());
+// NATS subject tokens: letters, digits, '-' and '_', dots between tokens (no wildcards, no spaces).
+const NATS_PREFIX_PATTERN = /^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/;
+const NATS_SCHEMES: readonly string[] = ['nats:', 'tls:'];
 
 function ruleSchema(market: MarketType) {
   return ruleFields(market)
@@ -141,6 +144,12 @@ function ruleFields(market: MarketType) {
     SHARD: shardText().nullable().default(null),
     INTERVALS: z.array(z.enum(INTERVALS)).default([]),
     FORWARD_KLINES: z.boolean().default(true),
+    NATS_URL: z
+      .string()
+      .refine((value) => natsServers(value) !== undefined, { error: expectedFor('NATS_URL', 'SPOT') ?? '' })
+      .nullable()
+      .default(null),
+    NATS_SUBJECT_PREFIX: z.string().regex(NATS_PREFIX_PATTERN).default('candles'),
   });
 }
 
@@ -206,6 +215,10 @@ type Frozen<T> = T extends readonly (infer E)[] ? readonly E[] : T;
  *   older ranges, other symbols and intervals; exchangeInfo queries beyond the document it holds)
  *   to Binance within the weight budget; false = nothing is sent for another process: such a
  *   request gets a 4xx saying what the server holds.
+ * - NATS_URL: a NATS server with JetStream to publish the rings to (nats:// or tls://, optional
+ *   user:password@, or a comma-separated list of servers); null = no publishing, and the NATS
+ *   client is never loaded. NATS_SUBJECT_PREFIX: first tokens of every subject ('candles'); the
+ *   streams are named after it upper-cased. See docs/nats-format.md.
  *
  * @example
  * ```ts
@@ -288,6 +301,10 @@ function expectedFor(key: string, market: MarketType): string | undefined {
       return `expected a list of intervals longer than BAR, each one of ${MARKETS[market].intervals.join(', ')}`;
     case 'FORWARD_KLINES':
       return 'expected true or false';
+    case 'NATS_URL':
+      return 'expected null (no publishing) or a NATS server URL, nats:// or tls://[user:password@]host[:port], or a comma-separated list of them';
+    case 'NATS_SUBJECT_PREFIX':
+      return "expected NATS subject tokens (letters, digits, '-', '_') joined by dots, such as 'candles' or 'prod.candles'";
     default:
       return undefined;
   }
@@ -478,8 +495,9 @@ function toConfigIssues(
   if (issue.code === 'custom') message = issue.message;
   else if (isElement && (key === 'SYMBOLS' || key === 'SYMBOLS_FILTER')) message = `expected ${SYMBOL_EXPECTED}`;
   else message = expectedFor(key, market) ?? issue.message;
-  // A proxy URL may carry a password: it is never echoed back.
-  const received = key === 'PROXY' && typeof issue.input === 'string' ? redactCredentials(issue.input) : issue.input;
+  // A proxy or NATS URL may carry a password: it is never echoed back.
+  const received =
+    (key === 'PROXY' || key === 'NATS_URL') && typeof issue.input === 'string' ? redactCredentials(issue.input) : issue.input;
   return [{ path: formatPath(issue.path), received, message: message + origin(origins, key) }];
 }
 
@@ -547,6 +565,35 @@ function isProxyUrl(value: string): boolean {
 }
 
 const PROXY_SCHEMES: readonly string[] = ['http:', 'https:', 'socks5:', 'socks5h:'];
+
+/**
+ * The servers of a NATS_URL (comma-separated nats:// or tls:// URLs naming a host, with nothing
+ * after the port), or undefined when it is not one.
+ *
+ * @example
+ * ```ts
+ * natsServers('nats://a:4222, tls://b:4222'); // ['nats://a:4222', 'tls://b:4222']
+ * natsServers('http://a:4222');               // undefined
+ * ```
+ */
+export function natsServers(value: string): string[] | undefined {
+  const servers = value.split(',').map((part) => part.trim());
+  const isServer = (text: string): boolean => {
+    try {
+      const url = new URL(text);
+      return (
+        NATS_SCHEMES.includes(url.protocol) &&
+        url.hostname !== '' &&
+        (url.pathname === '' || url.pathname === '/') &&
+        url.search === '' &&
+        url.hash === ''
+      );
+    } catch {
+      return false;
+    }
+  };
+  return servers.length > 0 && servers.every(isServer) ? servers : undefined;
+}
 
 function urlSchema(protocols: readonly string[], key: string) {
   return z
@@ -640,6 +687,8 @@ const ENV_KINDS: Record<RuleKey, EnvKind> = {
   SHARD: 'nullableString',
   INTERVALS: 'list',
   FORWARD_KLINES: 'boolean',
+  NATS_URL: 'nullableString',
+  NATS_SUBJECT_PREFIX: 'string',
 };
 
 const NUMBER_TEXT = /^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:e[+-]?\d+)?$/i;

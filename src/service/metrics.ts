@@ -355,5 +355,55 @@ export function collectMetrics(server: CandleServer, options: CollectMetricsOpti
     gauge('event_loop_delay_max_seconds', 'Largest event-loop delay since the previous scrape.', loop?.max),
     gauge('memory_bytes', 'Bytes of candle memory held by the rings.', stats.memoryBytes),
     gauge('ready', '1 once every symbol has been filled, else 0.', server.isReady ? 1 : 0),
+    ...natsFamilies(stats, market),
+  ];
+}
+
+/** NATS publishing (only when NATS_URL is set and the publisher started). */
+function natsFamilies(stats: ReturnType<CandleServer['stats']>, market: MetricLabels): MetricFamily[] {
+  const nats = stats.nats;
+  if (nats === undefined) return [];
+  const one = (value: number): MetricSample[] => [{ labels: market, value }];
+  return [
+    {
+      name: 'candle_server_nats_published_total',
+      help: 'Messages published to NATS, by kind: stored (JetStream acknowledged, duplicates included), live, status.',
+      type: 'counter',
+      samples: [
+        { labels: { ...market, kind: 'stored' }, value: nats.stored },
+        { labels: { ...market, kind: 'live' }, value: nats.live },
+        { labels: { ...market, kind: 'status' }, value: nats.status },
+      ],
+    },
+    {
+      name: 'candle_server_nats_duplicates_total',
+      help: 'JetStream publishes that JetStream had already (de-duplicated by Nats-Msg-Id).',
+      type: 'counter',
+      samples: one(nats.duplicates),
+    },
+    {
+      name: 'candle_server_nats_publish_errors_total',
+      help: 'NATS publishes that failed (kept and retried).',
+      type: 'counter',
+      samples: one(nats.errors),
+    },
+    {
+      name: 'candle_server_nats_connected',
+      help: '1 while connected to NATS, else 0.',
+      type: 'gauge',
+      samples: one(nats.isConnected ? 1 : 0),
+    },
+    {
+      name: 'candle_server_nats_backlog',
+      help: 'Symbol-intervals with final candles not yet stored in JetStream.',
+      type: 'gauge',
+      samples: one(nats.backlog),
+    },
+    {
+      name: 'candle_server_nats_last_publish_seconds',
+      help: 'Unix time in seconds (local clock) of the last JetStream publish acknowledged.',
+      type: 'gauge',
+      samples: nats.lastPublishAt === undefined ? [] : one(nats.lastPublishAt / 1000),
+    },
   ];
 }

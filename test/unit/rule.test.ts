@@ -366,3 +366,25 @@ describe('INTERVALS (derived timeframes)', () => {
     expect(DEFAULT_RULE.FORWARD_KLINES).toBe(true);
   });
 });
+
+describe('NATS publishing settings', () => {
+  it('default to off, with the prefix candles', () => {
+    expect(DEFAULT_RULE.NATS_URL).toBeNull();
+    expect(DEFAULT_RULE.NATS_SUBJECT_PREFIX).toBe('candles');
+  });
+
+  it('are read from CANDLE_SERVER_NATS_URL (none turns it off) and CANDLE_SERVER_NATS_SUBJECT_PREFIX', async () => {
+    const rule = await loadCandleRule({
+      env: { CANDLE_SERVER_NATS_URL: 'nats://127.0.0.1:4222,nats://127.0.0.1:4223', CANDLE_SERVER_NATS_SUBJECT_PREFIX: 'desk-1.candles' },
+    });
+    expect(rule).toMatchObject({ NATS_URL: 'nats://127.0.0.1:4222,nats://127.0.0.1:4223', NATS_SUBJECT_PREFIX: 'desk-1.candles' });
+    expect((await loadCandleRule({ env: { CANDLE_SERVER_NATS_URL: 'none' } })).NATS_URL).toBeNull();
+  });
+
+  it('name the variable a bad value came from, without echoing a password', async () => {
+    const error = await loadErrorOf({ env: { CANDLE_SERVER_NATS_URL: 'redis://user:hunter2@127.0.0.1:6379' } });
+    expect(error.issues[0]?.path).toBe('NATS_URL');
+    expect(error.issues[0]?.message).toContain('CANDLE_SERVER_NATS_URL');
+    expect(error.message).not.toContain('hunter2');
+  });
+});

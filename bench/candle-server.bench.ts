@@ -26,17 +26,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { CandleServer } from '../src/candle-server.js';
-import { intervalMs, openTimeOf } from '../src/binance/intervals.js';
 import { planKlinePages, planWeight } from '../src/exchange/kline-pages.js';
 import { KLINE_WIDTH } from '../src/binance/kline.js';
-import { MARKETS, type Interval, type MarketType } from '../src/binance/markets.js';
-import { loadSnapshot, writeSnapshot } from '../src/files/snapshot.js';
+import { MARKETS, type Interval } from '../src/binance/markets.js';
+import { loadSnapshot } from '../src/files/snapshot.js';
 import { generateSymbols } from '../src/sim/index.js';
-import { CandleMap } from '../src/store/candle-map.js';
 import { instrumentMessages } from './lib/instrument.js';
 import { memoryNow, pause, printTable, quantile, startLoopDelay, writeResults, type LoopDelay } from './lib/measure.js';
 import { startSimProcess } from './lib/sim-child.js';
-import { BENCH_LENGTH, SERVER_WEIGHT, benchRule, cleanUp, weightOf } from './lib/bench-server.js';
+import { BENCH_LENGTH, SERVER_WEIGHT, benchRule, cleanUp, seedSnapshot, weightOf } from './lib/bench-server.js';
 import { weightFloorMs, windowFloorMs } from './lib/weight-floor.js';
 
 const QUICK = process.argv.includes('--quick');
@@ -55,28 +53,6 @@ const CLOSES_INTERVALS = (process.argv.find((a) => a.startsWith('--intervals='))
 
 // Keeps results alive so the JIT cannot drop the measured work.
 let sink = 0;
-
-/**
- * A snapshot whose rings end at the forming candle, with synthetic values: the simulator's own
- * candles take ~50 s per 1000 symbols × 2880 to generate, and the values do not change the work.
- */
-async function seedSnapshot(
-  cacheDir: string,
-  market: MarketType,
-  bar: Interval,
-  symbols: readonly string[],
-  length: number,
-): Promise<void> {
-  const map = new CandleMap(length);
-  const step = intervalMs(bar);
-  const newest = openTimeOf(bar, Date.now());
-  for (const symbol of symbols) {
-    const ring = map.add(symbol);
-    for (let t = newest - (length - 1) * step; t <= newest; t += step)
-      ring.upsertNumbers(t, 100, 101, 99, 100.5, 12, t + step - 1, 1200, 40, 6, 600);
-  }
-  await writeSnapshot(cacheDir, map, { market, bar });
-}
 
 /** ns per call of `fn`, after a warm-up. */
 function nsPerCall(iterations: number, fn: (i: number) => void): number {

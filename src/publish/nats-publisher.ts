@@ -34,9 +34,12 @@ import type { Logger } from '../log.js';
 import { natsServers } from '../rule.js';
 import type { RowsKind } from '../sync/candle-sync.js';
 import { backoffDelay, sleep } from '../util/abort.js';
+import { forEachConcurrently } from '../util/concurrency.js';
+import { lowerBound } from '../util/lower-bound.js';
 import {
   candleMsgId,
   candleSubject,
+  decodeCandle,
   encodeCandle,
   encodeStatus,
   liveSubject,
@@ -73,6 +76,8 @@ export interface NatsPublishStats {
   readonly lastPublishAt: number | undefined;
 }
 
+// Look-ups of the newest stored candle per subject in flight at start.
+const RESUME_LOOKUPS = 32;
 // JetStream acks awaited at once: enough to fill a loopback or LAN round trip, few enough that an
 // outage fails a bounded number of publishes.
 const MAX_IN_FLIGHT = 256;
@@ -159,7 +164,7 @@ export class NatsPublisher {
     this.#js = jetstream(nc, { timeout: ACK_TIMEOUT_MS });
     await this.#ensureStreams();
     this.#offRows = this.#source.on('rows', ({ symbol, interval, from, kind }) => this.#onRows(symbol, interval, from, kind));
-    for (const interval of this.#source.intervals) for (const symbol of this.#source.symbols()) this.#mark(`${interval}|${symbol}`, 0);
+    await this.#markFromStream();
     this.#loops.push(this.#statusLoop(nc), this.#storeLoop());
     this.#heartbeat = setInterval(() => this.#publishHeartbeats(), this.#heartbeatMs);
   }
@@ -307,6 +312,32 @@ export class NatsPublisher {
     }
   }
 
+  /**
+   * Marks every ring for storing from just after the newest candle its subject already holds
+   * (the whole ring for a subject the stream does not have): a restart publishes what the stream
+   * lacks, not LENGTH × symbols messages again. One look-up per subject, a few at a time.
+   */
+  async #markFromStream(): Promise<void> {
+    const jsm = this.#jsm;
+    const market = this.#source.market;
+    const keys: Array<[Interval, string]> = [];
+    for (const interval of this.#source.intervals) for (const symbol of this.#source.symbols()) keys.push([interval, symbol]);
+    await forEachConcurrently(keys, RESUME_LOOKUPS, async ([interval, symbol]) => {
+      let from = 0;
+      try {
+        const stored = await jsm?.streams.getMessage(streamSettings(this.#prefix, market, interval, this.#source.rule.LENGTH).name, {
+          last_by_subj: candleSubject(this.#prefix, market, interval, symbol),
+        });
+        const openTime = stored === null || stored === undefined ? undefined : decodeCandle(stored.string())?.k[0];
+        if (openTime !== undefined) from = openTime + 1;
+      } catch (error) {
+        // Not found, or the look-up failed: publish the whole ring (de-duplication keeps it cheap).
+        this.#logger.debug({ err: error, symbol, interval }, 'newest stored candle unknown; publishing the whole ring');
+      }
+      this.#mark(`${interval}|${symbol}`, from);
+    });
+  }
+
   /** Creates the missing streams and checks the existing ones; returns the intervals whose stream was created. */
   async #ensureStreams(): Promise<Interval[]> {
     const jsm = this.#jsm;
@@ -393,9 +424,8 @@ export class NatsPublisher {
     const subject = candleSubject(this.#prefix, market, interval, symbol);
     const last = ring.length - 1;
     const messages: StoredMessage[] = [];
-    for (let r = 0; r <= last; r += 1) {
+    for (let r = lowerBound(ring.length, (i) => ring.openTime(i), from); r <= last; r += 1) {
       const openTime = ring.openTime(r);
-      if (openTime < from) continue;
       if (r === last && this.#finalNewest.get(key) !== openTime) break;
       const k = ring.at(r);
       messages.push({

@@ -190,6 +190,30 @@ describe('NATS publishing', () => {
     }
   }, 90_000);
 
+  it('after a restart publishes only what the stream lacks, not the whole rings again', async () => {
+    const prefix = 'restart';
+    const first = newServer(prefix, { INTERVALS: [], CACHE_DELAY_SECONDS: 3600 });
+    try {
+      await first.runCandleMap();
+      expect(await untilEqual(first, nc, prefix)).toEqual([]);
+      // The whole rings: 2 symbols × 59 final rows of LENGTH 60.
+      expect(first.stats().nats?.stored).toBeGreaterThanOrEqual(2 * 55);
+    } finally {
+      await first.close();
+    }
+    const second = newServer(prefix, { INTERVALS: [], CACHE_DELAY_SECONDS: 3600 });
+    try {
+      await second.runCandleMap();
+      expect(await untilEqual(second, nc, prefix)).toEqual([]);
+      // The candles that closed since the first stopped (a few seconds of 1s bars), not 118 again.
+      const stored = second.stats().nats?.stored ?? 0;
+      expect(stored).toBeGreaterThan(0);
+      expect(stored).toBeLessThan(2 * 30);
+    } finally {
+      await second.close();
+    }
+  }, 40_000);
+
   it('refuses to start on a stream that exists with other settings, naming the setting and both values', async () => {
     const prefix = 'taken';
     const jsm = await jetstreamManager(nc);

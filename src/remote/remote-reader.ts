@@ -35,7 +35,7 @@ import type { Interval, MarketType } from '../binance/markets.js';
 import type { SymbolStatus } from '../candle-server.js';
 import { ClosedError, ConfigError, InvalidArgumentError, redactCredentials } from '../errors.js';
 import { silentLogger, type Logger } from '../log.js';
-import { decodeCandle, decodeStatus, liveSubject, statusSubject, streamName, streamSubjects, type CandleMessage } from '../publish/wire.js';
+import { decodeCandle, decodeStatus, liveSubject, statusSubject, streamName, type CandleMessage } from '../publish/wire.js';
 import { CandleRing } from '../store/candle-ring.js';
 import { EMPTY_CANDLE_VIEW, type CandleView } from '../store/candle-view.js';
 import type { CandleEvents } from '../sync/candle-sync.js';
@@ -349,10 +349,8 @@ export class RemoteCandleReader {
   async #consume(feed: Feed): Promise<void> {
     const js = this.#js;
     if (js === undefined || this.#stopping.signal.aborted) return;
-    const consumer = await js.consumers.get(feed.stream, {
-      filter_subjects: streamSubjects(this.#prefix, this.market, feed.interval),
-      deliver_policy: 'all',
-    });
+    // The whole stream (its subjects are the symbols'); no filter, which servers before 2.10 refuse.
+    const consumer = await js.consumers.get(feed.stream, { deliver_policy: 'all' });
     feed.messages = await consumer.consume({ callback: (msg) => this.#onStored(feed, msg) });
     const messages = feed.messages;
     this.#loops.push(

@@ -107,8 +107,8 @@ describe('remote reader', () => {
     closing.push(server);
     return server;
   };
-  const reader = async (prefix: string, options: { intervals?: ['1m'] } = { intervals: ['1m'] }): Promise<RemoteCandleReader> => {
-    const remote = await connectRemote({ servers: nats.url, prefix, market: 'SPOT', bar: '1s', ...options });
+  const reader = async (prefix: string, options: { intervals?: ['1m']; staleAfterSeconds?: number } = {}): Promise<RemoteCandleReader> => {
+    const remote = await connectRemote({ servers: nats.url, prefix, market: 'SPOT', bar: '1s', intervals: ['1m'], ...options });
     closing.push(remote);
     return remote;
   };
@@ -148,4 +148,53 @@ describe('remote reader', () => {
     expect(await untilEqual(server, again)).toEqual([]);
     expect(await waitFor(() => !again.getCandleSecurity('BTCUSDT', 3).isEmpty, 5000)).toBe(true);
   }, 120_000);
+  it('serves nothing within securitySeconds once the publisher dies, and again without a hole once it is back from its snapshot', async () => {
+    const prefix = 'dead';
+    const first = publisher(prefix);
+    await first.runCandleMap();
+    const remote = await reader(prefix, { staleAfterSeconds: 2 });
+    expect(await untilEqual(first, remote)).toEqual([]);
+    expect(await waitFor(() => !remote.getCandleSecurity('BTCUSDT', 3).isEmpty, 5000)).toBe(true);
+    const stale: string[] = [];
+    remote.on('stale', ({ symbol }) => stale.push(symbol));
+
+    await first.close(); // writes its snapshot; heartbeats stop
+    const diedAt = Date.now();
+    expect(
+      await waitFor(() => remote.getCandleSecurity('BTCUSDT', 3).isEmpty && remote.getCandleSecurity('ETHUSDT', 3).isEmpty, 6000),
+    ).toBe(true);
+    expect(Date.now() - diedAt).toBeLessThan(4500);
+    expect(remote.status('BTCUSDT', 3).state).toBe('stale');
+    expect(remote.getCandleSecurity('BTCUSDT', 3, { interval: '1m' }).isEmpty).toBe(true);
+    await pause(4000);
+
+    // The publisher restarts from its snapshot (same folders): the candles missed meanwhile reach the reader.
+    const second = publisher(prefix);
+    await second.runCandleMap();
+    expect(await untilEqual(second, remote, 20_000)).toEqual([]);
+    expect(await waitFor(() => !remote.getCandleSecurity('BTCUSDT', 3).isEmpty, 10_000)).toBe(true);
+    const view = remote.getCandleSecurity('BTCUSDT', 3);
+    for (let r = 1; r < view.length; r++) expect(view.openTime(r) - view.openTime(r - 1)).toBe(1000);
+    expect(remote.status('BTCUSDT', 3).repairingFrom).toBeUndefined();
+    expect(stale.sort()).toEqual(['BTCUSDT', 'ETHUSDT']);
+  }, 90_000);
+
+  it("reads the union of two shards ('1/2' and '2/2') publishing to one NATS, each symbol equal to its shard's ring", async () => {
+    const prefix = 'sharded';
+    const shards = ['1/2', '2/2'].map((shard, k) => publisher(prefix, { SYMBOLS: SYMBOLS, SHARD: shard }, `${prefix}-${k + 1}`));
+    await Promise.all(shards.map((server) => server.runCandleMap()));
+    const own = (k: number) => SYMBOLS.filter((symbol) => shardOf(symbol, 2) === k);
+    expect(own(1).length).toBeGreaterThan(0);
+    expect(own(2).length).toBeGreaterThan(0);
+    const remote = await reader(prefix);
+    expect(await waitFor(() => remote.symbols().length === SYMBOLS.length, 5000)).toBe(true);
+    expect(remote.symbols()).toEqual([...SYMBOLS].sort());
+    for (const [k, server] of shards.entries()) {
+      expect([...server.symbols()].sort()).toEqual(own(k + 1).sort());
+      expect(await untilEqual(server, remote)).toEqual([]);
+    }
+    // Heartbeats of one shard never erase the other's symbols: all served, several heartbeats later.
+    await pause(2500);
+    for (const symbol of SYMBOLS) expect(remote.getCandleSecurity(symbol, 3).isEmpty, symbol).toBe(false);
+  }, 60_000);
 });

@@ -45,6 +45,7 @@ import {
   type MarketType,
 } from './binance/markets.js';
 import { SYMBOL_EXPECTED, isSymbol, upperCaseHint } from './binance/symbols.js';
+import { natsServers } from './util/nats-url.js';
 
 /** The largest LENGTH accepted: 100 000 candles are 9.6 MB of float64 per symbol. */
 export const MAX_LENGTH = 100_000;
@@ -82,7 +83,6 @@ const TIME_ZONE_SHAPE = /^[A-Za-z][A-Za-z0-9_+-]*(?:\/[A-Za-z0-9_+-]+)*$/;
 const symbolList = z.array(z.string());
 // NATS subject tokens: letters, digits, '-' and '_', dots between tokens (no wildcards, no spaces).
 const NATS_PREFIX_PATTERN = /^[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*$/;
-const NATS_SCHEMES: readonly string[] = ['nats:', 'tls:'];
 
 function ruleSchema(market: MarketType) {
   return ruleFields(market)
@@ -565,35 +565,6 @@ function isProxyUrl(value: string): boolean {
 }
 
 const PROXY_SCHEMES: readonly string[] = ['http:', 'https:', 'socks5:', 'socks5h:'];
-
-/**
- * The servers of a NATS_URL (comma-separated nats:// or tls:// URLs naming a host, with nothing
- * after the port), or undefined when it is not one.
- *
- * @example
- * ```ts
- * natsServers('nats://a:4222, tls://b:4222'); // ['nats://a:4222', 'tls://b:4222']
- * natsServers('http://a:4222');               // undefined
- * ```
- */
-export function natsServers(value: string): string[] | undefined {
-  const servers = value.split(',').map((part) => part.trim());
-  const isServer = (text: string): boolean => {
-    try {
-      const url = new URL(text);
-      return (
-        NATS_SCHEMES.includes(url.protocol) &&
-        url.hostname !== '' &&
-        (url.pathname === '' || url.pathname === '/') &&
-        url.search === '' &&
-        url.hash === ''
-      );
-    } catch {
-      return false;
-    }
-  };
-  return servers.length > 0 && servers.every(isServer) ? servers : undefined;
-}
 
 function urlSchema(protocols: readonly string[], key: string) {
   return z

@@ -31,11 +31,11 @@ import { ConfigError, redactCredentials, type ConfigIssue } from '../errors.js';
 import { intervalMs } from '../binance/intervals.js';
 import type { Interval } from '../binance/markets.js';
 import type { Logger } from '../log.js';
-import { natsServers } from '../rule.js';
 import type { RowsKind } from '../sync/candle-sync.js';
 import { backoffDelay, sleep } from '../util/abort.js';
 import { forEachConcurrently } from '../util/concurrency.js';
 import { lowerBound } from '../util/lower-bound.js';
+import { loadNatsClient, splitNatsCredentials } from '../util/nats-url.js';
 import {
   candleMsgId,
   candleSubject,
@@ -136,8 +136,8 @@ export class NatsPublisher {
     if (url === null) return;
     const onAbort = (): void => this.#stopping.abort();
     signal.addEventListener('abort', onAbort, { once: true });
-    const { connect, jetstream, jetstreamManager } = await loadClient();
-    const { servers, user, pass } = splitCredentials(url);
+    const { connect, jetstream, jetstreamManager } = await loadNatsClient('NATS publishing', 'NATS_URL');
+    const { servers, user, pass } = splitNatsCredentials(url);
     for (let attempt = 0; this.#nc === undefined; attempt += 1) {
       try {
         this.#nc = await connect({
@@ -449,45 +449,6 @@ interface StoredMessage {
 function splitKey(key: string): [Interval, string] {
   const bar = key.indexOf('|');
   return [key.slice(0, bar) as Interval, key.slice(bar + 1)];
-}
-
-/** The NATS client, loaded on first use: a clear error when the optional dependencies are missing. */
-async function loadClient(): Promise<{
-  connect: typeof import('@nats-io/transport-node').connect;
-  jetstream: typeof import('@nats-io/jetstream').jetstream;
-  jetstreamManager: typeof import('@nats-io/jetstream').jetstreamManager;
-}> {
-  try {
-    const [transport, js] = await Promise.all([import('@nats-io/transport-node'), import('@nats-io/jetstream')]);
-    return { connect: transport.connect, jetstream: js.jetstream, jetstreamManager: js.jetstreamManager };
-  } catch (error) {
-    throw new ConfigError(
-      'NATS publishing',
-      [
-        {
-          path: 'NATS_URL',
-          received: 'set',
-          message: 'needs the optional dependencies @nats-io/transport-node and @nats-io/jetstream: npm install them, or unset NATS_URL',
-        },
-      ],
-      { cause: error },
-    );
-  }
-}
-
-/** Servers without credentials, and the credentials of the first URL carrying some (the client takes them apart). */
-function splitCredentials(url: string): { servers: string[]; user: string | undefined; pass: string | undefined } {
-  let user: string | undefined;
-  let pass: string | undefined;
-  const servers = (natsServers(url) ?? []).map((text) => {
-    const parsed = new URL(text);
-    if (parsed.username !== '' && user === undefined) {
-      user = decodeURIComponent(parsed.username);
-      pass = parsed.password === '' ? undefined : decodeURIComponent(parsed.password);
-    }
-    return `${parsed.protocol}//${parsed.host}`;
-  });
-  return { servers, user, pass };
 }
 
 function isStreamNotFound(error: unknown): boolean {

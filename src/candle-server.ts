@@ -191,6 +191,8 @@ export function runningServer(market?: MarketType): CandleServer {
 
 // How long start-up waits for the streams to confirm every symbol before calling the map ready.
 const STREAM_SETTLE_MS = 15_000;
+// How long start-up waits for NATS (when NATS_URL is set) before it serves without it.
+const NATS_START_WAIT_MS = 10_000;
 // Between two measurements of the exchange clock.
 const CLOCK_RESYNC_MS = 10 * 60_000;
 
@@ -544,10 +546,28 @@ export class CandleServer {
       // Loaded here only: nobody who leaves NATS_URL unset loads the publisher or the NATS client.
       const { NatsPublisher } = await import('./publish/nats-publisher.js');
       this.#publisher = new NatsPublisher({ source: this, logger: this.#options.logger ?? silentLogger() });
-      await this.#publisher.start(signal);
+      await this.#startPublisher(this.#publisher, signal);
     }
     this.#isReady = true;
     this.#logger.info({ symbols: symbols.length, memoryBytes: this.#memoryBytes() }, 'COMPLETE PREPARE candle_map');
+  }
+
+  /**
+   * Starts publishing, waiting at most NATS_START_WAIT_MS: a NATS that answers and has streams of
+   * other settings fails the start (a configuration error); a NATS that does not answer yet does
+   * not hold the service back: the publisher goes on connecting in the background and publishes
+   * the rings once it is there.
+   */
+  async #startPublisher(publisher: NatsPublisher, signal: AbortSignal): Promise<void> {
+    const started = publisher.start(signal).then(() => true);
+    let timer: NodeJS.Timeout | undefined;
+    const waited = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), NATS_START_WAIT_MS)));
+    const isStarted = await Promise.race([started, waited]).finally(() => clearTimeout(timer));
+    if (isStarted) return;
+    this.#logger.warn({ waitedMs: NATS_START_WAIT_MS }, 'NATS does not answer yet; serving meanwhile, publishing once it does');
+    started.catch((error: unknown) => {
+      if (!signal.aborted) this.#logger.error({ err: error }, 'NATS publishing could not start');
+    });
   }
 
   /**

@@ -3,7 +3,8 @@
  * real publishing CandleServers: its rings equal the publisher's after start, a stream drop
  * repaired over REST, a NATS restart, its own restart and the publisher's restart from its
  * snapshot; a dead publisher makes it serve nothing within securitySeconds and it serves again,
- * without a hole, once the publisher is back; two shards make one union.
+ * without a hole, once the publisher is back; a dead NATS does the same until NATS is back; two
+ * shards make one union.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -177,6 +178,37 @@ describe('remote reader', () => {
     for (let r = 1; r < view.length; r++) expect(view.openTime(r) - view.openTime(r - 1)).toBe(1000);
     expect(remote.status('BTCUSDT', 3).repairingFrom).toBeUndefined();
     expect(stale.sort()).toEqual(['BTCUSDT', 'ETHUSDT']);
+  }, 90_000);
+
+  it('serves nothing within securitySeconds once NATS dies, and again without a hole once NATS is back', async () => {
+    const prefix = 'natsdown';
+    const server = publisher(prefix);
+    await server.runCandleMap();
+    const remote = await reader(prefix);
+    expect(await untilEqual(server, remote)).toEqual([]);
+    expect(await waitFor(() => !remote.getCandleSecurity('BTCUSDT', 3).isEmpty, 5000)).toBe(true);
+
+    // NATS dies (same port and store kept): no candle nor heartbeat reaches the reader.
+    await nats.kill();
+    const diedAt = Date.now();
+    expect(
+      await waitFor(() => remote.getCandleSecurity('BTCUSDT', 3).isEmpty && remote.getCandleSecurity('ETHUSDT', 3).isEmpty, 6000),
+    ).toBe(true);
+    expect(Date.now() - diedAt).toBeLessThan(4500);
+    expect(remote.status('BTCUSDT', 3).state).toBe('stale');
+    expect(remote.getCandleSecurity('BTCUSDT', 3, { interval: '1m' }).isEmpty).toBe(true);
+    await pause(4000); // the publisher goes on meanwhile: these candles must reach the reader later
+
+    // NATS is back: the publisher stores what the stream lacks, the reader reads it and serves again.
+    await nats.start();
+    expect(await untilEqual(server, remote, 30_000)).toEqual([]);
+    expect(await waitFor(() => !remote.getCandleSecurity('BTCUSDT', 3).isEmpty, 15_000)).toBe(true);
+    for (const symbol of ['BTCUSDT', 'ETHUSDT']) {
+      const view = remote.getCandleSecurity(symbol, 3);
+      expect(view.isEmpty, symbol).toBe(false);
+      for (let r = 1; r < view.length; r++) expect(view.openTime(r) - view.openTime(r - 1), symbol).toBe(1000);
+      expect(remote.status(symbol, 3).repairingFrom, symbol).toBeUndefined();
+    }
   }, 90_000);
 
   it("reads the union of two shards ('1/2' and '2/2') publishing to one NATS, each symbol equal to its shard's ring", async () => {

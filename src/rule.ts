@@ -45,7 +45,7 @@ import {
   type MarketType,
 } from './binance/markets.js';
 import { SYMBOL_EXPECTED, isSymbol, upperCaseHint } from './binance/symbols.js';
-import { natsServers } from './util/nats-url.js';
+import { isHostUrl, natsServers } from './util/nats-url.js';
 
 /** The largest LENGTH accepted: 100 000 candles are 9.6 MB of float64 per symbol. */
 export const MAX_LENGTH = 100_000;
@@ -550,18 +550,7 @@ function symbolFragment() {
 
 /** An http://, https:// or socks5(h):// URL naming a host, with nothing after the port. */
 function isProxyUrl(value: string): boolean {
-  try {
-    const url = new URL(value);
-    return (
-      PROXY_SCHEMES.includes(url.protocol) &&
-      url.hostname !== '' &&
-      (url.pathname === '' || url.pathname === '/') &&
-      url.search === '' &&
-      url.hash === ''
-    );
-  } catch {
-    return false;
-  }
+  return isHostUrl(value, PROXY_SCHEMES);
 }
 
 const PROXY_SCHEMES: readonly string[] = ['http:', 'https:', 'socks5:', 'socks5h:'];

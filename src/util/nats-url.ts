@@ -16,6 +16,31 @@ import { ConfigError } from '../errors.js';
 const NATS_SCHEMES: readonly string[] = ['nats:', 'tls:'];
 
 /**
+ * Whether text is a URL of one of `schemes` that names a host and nothing after the port (no
+ * path, query or fragment): the shape of a NATS server's address, and of a proxy's (the rule checks PROXY with it too).
+ *
+ * @example
+ * ```ts
+ * isHostUrl('socks5://user:pw@127.0.0.1:1080', ['socks5:']); // true
+ * isHostUrl('nats://a:4222/path', ['nats:']);                // false
+ * ```
+ */
+export function isHostUrl(text: string, schemes: readonly string[]): boolean {
+  try {
+    const url = new URL(text);
+    return (
+      schemes.includes(url.protocol) &&
+      url.hostname !== '' &&
+      (url.pathname === '' || url.pathname === '/') &&
+      url.search === '' &&
+      url.hash === ''
+    );
+  } catch {
+    return false;
+  }
+}
+
+/**
  * The servers of a NATS_URL (comma-separated nats:// or tls:// URLs naming a host, with nothing
  * after the port), or undefined when it is not one.
  *
@@ -27,21 +52,7 @@ const NATS_SCHEMES: readonly string[] = ['nats:', 'tls:'];
  */
 export function natsServers(value: string): string[] | undefined {
   const servers = value.split(',').map((part) => part.trim());
-  const isServer = (text: string): boolean => {
-    try {
-      const url = new URL(text);
-      return (
-        NATS_SCHEMES.includes(url.protocol) &&
-        url.hostname !== '' &&
-        (url.pathname === '' || url.pathname === '/') &&
-        url.search === '' &&
-        url.hash === ''
-      );
-    } catch {
-      return false;
-    }
-  };
-  return servers.length > 0 && servers.every(isServer) ? servers : undefined;
+  return servers.length > 0 && servers.every((server) => isHostUrl(server, NATS_SCHEMES)) ? servers : undefined;
 }
 
 /**
